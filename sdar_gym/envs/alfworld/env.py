@@ -14,6 +14,7 @@ from sdar_gym.envs.alfworld.data import (
     generated_data_dir,
 )
 from sdar_gym.envs.alfworld.engines import ENGINES, NOTHING_HAPPENS, EngineState
+from sdar_gym.envs.alfworld.experts import EXPERTS
 
 TASK_PREFIX = "Your task is to: "
 
@@ -29,6 +30,10 @@ class ALFWorldEnv(TextEnv):
     generated games with ``sdar-gym check alfworld-equivalence``; ~100x faster, see
     ``benchmarks/results/alfworld_engine.json``) or ``"textworld"`` (alfworld's own engine, the
     reference).
+
+    ``expert`` names an entry of ``EXPERTS`` that answers :meth:`expert_action`: ``"planner"``
+    (the default; it knows where everything is) or ``"explorer"`` (searches for what it has not
+    seen yet; the demonstrations a text-only policy can learn from).
     """
 
     def __init__(
@@ -38,6 +43,7 @@ class ALFWorldEnv(TextEnv):
         max_steps: int = 50,
         task_types: list[str] | None = None,
         engine: str = "fast",
+        expert: str = "planner",
         render_mode: str | None = None,
     ) -> None:
         super().__init__(render_mode)
@@ -45,6 +51,8 @@ class ALFWorldEnv(TextEnv):
             raise ConfigError(f"max_steps must be at least 1, got {max_steps}")
         if engine not in ENGINES:
             raise ConfigError(f"unknown ALFWorld engine {engine!r}; expected one of {', '.join(ENGINES)}")
+        if expert not in EXPERTS:
+            raise ConfigError(f"unknown ALFWorld expert {expert!r}; expected one of {', '.join(EXPERTS)}")
         if data_dir is None:
             data_dir = default_data_dir()
         if data_dir is None:
@@ -62,6 +70,7 @@ class ALFWorldEnv(TextEnv):
         self._task = ""
         self._steps = 0
         self._plan: list[str] = []
+        self._expert = EXPERTS[expert]()
 
     @property
     def task_ids(self) -> list[str]:
@@ -82,6 +91,7 @@ class ALFWorldEnv(TextEnv):
         self._steps = 0
         self._plan = []
         self._last_obs = self._state.feedback
+        self._expert.reset(self._state.feedback)
         return self._state.feedback, self._info(action_valid=True)
 
     def step(self, action: str) -> tuple[str, float, bool, bool, StepInfo]:
@@ -93,20 +103,23 @@ class ALFWorldEnv(TextEnv):
         self._steps += 1
         won = self._state.won
         self._last_obs = self._state.feedback
+        self._expert.observe(action.strip(), self._state.feedback)
         info = self._info(action_valid=self._state.feedback != NOTHING_HAPPENS)
         return self._state.feedback, float(won), won, (not won and self._steps >= self.max_steps), info
 
     def expert_action(self) -> str | None:
-        """The planner's next action from the current state.
-
-        The plan is cached and re-planned only when the agent left it, so following the expert
-        costs one planner call per episode.
-        """
+        """The expert's next action from the current state (see ``expert``)."""
         if self._state is None or self._state.won:
             return None
+        return self._expert.action(self._state.admissible, self._planned)
+
+    def _planned(self) -> list[str]:
+        """The planner's plan from the current state. It is cached and re-planned only when the
+        agent left it, so following the planner costs one planner call per episode."""
+        assert self._state is not None
         if not self._plan or self._plan[0] not in self._state.admissible:
             self._plan = self._engine.plan()
-        return self._plan[0] if self._plan else None
+        return self._plan
 
     def _advance_plan(self, action: str) -> None:
         if self._plan and action.strip() == self._plan[0]:
