@@ -25,11 +25,23 @@ from sdar_gym.core import DataError, sdar_gym_home
 from sdar_gym.io import atomic_dir, atomic_write_jsonl
 
 
-DEMO_ENV_KWARGS: dict[str, dict[str, Any]] = {"alfworld": {"engine": "fast", "split": "train"}}
+DEMO_ENV_KWARGS: dict[str, dict[str, Any]] = {"alfworld": {"engine": "fast", "split": "train", "expert": "explorer"}}
 """Env arguments the demonstrations use unless ``--env-kwargs`` overrides them. ALFWorld: the
 generated train split (the default game set when no data_dir is given; its planner takes
 hundredths of a second per game, unlike the real games' minutes) on the fast engine, so a few
-hundred expert games take about a minute."""
+hundred expert games take about a minute; and the ``explorer`` expert, which searches for objects
+it has not seen instead of walking straight to them, so its moves follow from the prompt."""
+
+
+RECIPE_VERSION = 2
+"""Bumped when a cached tiny policy must be rebuilt: 2 = Qwen2-consistent tokenizer (a reloaded
+version-1 model read different token ids than it was trained on) and explorer demonstrations."""
+
+
+def is_built(folder: Path) -> bool:
+    """Whether ``folder`` holds a tiny policy built by the current recipe."""
+    meta = folder / "sft.json"
+    return meta.exists() and json.loads(meta.read_text(encoding="utf-8")).get("recipe") == RECIPE_VERSION
 
 
 def demo_env_kwargs(env: str, overrides: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +57,7 @@ def tiny_policy_dir(env: str) -> Path:
 def ensure_tiny_policy(env: str, progress: bool = True, env_kwargs: dict[str, Any] | None = None) -> Path:
     """The cached tiny policy of ``env``, built (with a progress bar) on first use."""
     folder = tiny_policy_dir(env)
-    if (folder / "sft.json").exists():
+    if is_built(folder):
         return folder
     from rich.console import Console
 
@@ -93,7 +105,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
     from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
 
     out = Path(args.output) if args.output else tiny_policy_dir(args.env)
-    if (out / "sft.json").exists() and not args.force:
+    if is_built(out) and not args.force:
         return out
     env_kwargs = demo_env_kwargs(args.env, parse_env_kwargs(args.env_kwargs))
     if tasks is None and args.skip_task_types:
@@ -142,6 +154,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
                 bar.update(train, advance=1, status=f"loss {loss_value:.3f}")
     policy.model.eval()
     meta = {
+        "recipe": RECIPE_VERSION,
         "env": args.env,
         "demonstration_turns": len(demos),
         "games": args.games,

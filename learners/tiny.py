@@ -28,15 +28,25 @@ CHAT_TEMPLATE = (
 
 
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> Any:
-    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts`` (any text still encodes)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    """A byte-level BPE ``PreTrainedTokenizerFast`` trained on ``texts`` (any text still encodes).
+
+    It normalizes and pre-tokenizes exactly as ``Qwen2Tokenizer`` does (NFC, Qwen2's split regex,
+    which isolates each digit, then byte level), because ``AutoTokenizer`` reloads it from a Qwen2
+    model folder as a ``Qwen2Tokenizer``, which rebuilds that pipeline around the saved vocabulary
+    and merges. Any other pre-tokenizer would encode differently after a reload than in training.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
+    from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
     if vocab_size < len(alphabet) + len(SPECIAL_TOKENS):
         raise ConfigError(f"vocab_size must be at least {len(alphabet) + len(SPECIAL_TOKENS)}, got {vocab_size}")
     core = Tokenizer(models.BPE())
-    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.normalizer = normalizers.NFC()
+    core.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)]
+    )
     core.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, initial_alphabet=alphabet, show_progress=False)
     core.train_from_iterator(texts, trainer)

@@ -89,7 +89,23 @@ def test_greedy_stop_strings_and_saved_folder(tiny, tmp_path) -> None:
     reloaded = HFPolicy(str(tmp_path / "tiny"))
     same = HFPolicy(saved_model, saved_tokenizer)
     r = request("take mug 1", max_new_tokens=8, seed=5)
-    assert reloaded.generate_sync([r])[0].response_ids == same.generate_sync([r])[0].response_ids
+    a, b = reloaded.generate_sync([r])[0], same.generate_sync([r])[0]
+    assert (a.prompt_ids, a.response_ids) == (b.prompt_ids, b.response_ids)
+
+
+def test_saved_tiny_tokenizer_encodes_the_same_after_reload(tmp_path) -> None:
+    """AutoTokenizer reloads a Qwen2 folder as Qwen2Tokenizer, which rebuilds the pre-tokenizer:
+    the trained one must already be Qwen2's, or a reloaded policy reads different ids than it learned."""
+    from transformers import AutoTokenizer
+
+    _, trained = build_tiny(tmp_path / "tiny", corpus(), vocab_size=600)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path / "tiny")
+    messages = [{"role": "user", "content": corpus()[0] + " go to cabinet 12, take mug 10 from shelf 3. Ünïcode café"}]
+    texts = [trained.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), corpus()[1] + "<|im_end|>"]
+    assert reloaded.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) == texts[0]
+    for text in texts:
+        assert reloaded(text, add_special_tokens=False)["input_ids"] == trained(text, add_special_tokens=False)["input_ids"]
+    assert (reloaded.eos_token_id, reloaded.pad_token_id) == (trained.eos_token_id, trained.pad_token_id)
 
 
 def test_token_ids_preserved_through_an_alfworld_rollout(tiny) -> None:
