@@ -35,7 +35,7 @@ import torch  # noqa: E402
 from learners.cli import SFTArgs, TrainArgs  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
-from learners.sft import build_sft_policy  # noqa: E402
+from learners.sft import build_sft_policy, demo_env_kwargs  # noqa: E402
 from learners.trainer import Trainer, task_list  # noqa: E402
 from sdar_gym.core import sdar_gym_home  # noqa: E402
 from sdar_gym.io import atomic_write_json  # noqa: E402
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--steps", type=int, default=4)
     ap.add_argument("--tasks-per-step", type=int, default=2)
     ap.add_argument("--group-size", type=int, default=4)
-    ap.add_argument("--max-turns", type=int, default=15)
+    ap.add_argument("--max-turns", type=int, default=30)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--num-envs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-4, help="the paper's 1e-6 is for 1.5B+ models; a tiny model over a few steps needs more")
@@ -209,7 +209,8 @@ def main(argv: list[str] | None = None) -> dict:
         held_out[split] = (kw, spread(task_list("alfworld", kw)[0], args.held_out))
     sft = SFTArgs(env="alfworld", games=args.sft_games, epochs=args.sft_epochs, hidden_size=args.sft_hidden, num_layers=args.sft_layers,
                   lr=args.sft_lr, env_kwargs={k: str(v) for k, v in env_kwargs.items()})
-    key = hashlib.sha256(json.dumps([vars(sft) | {"output": None}, train_tasks, args.sft_skip_types], default=str).encode()).hexdigest()[:12]
+    demo_kwargs = demo_env_kwargs("alfworld", env_kwargs)
+    key = hashlib.sha256(json.dumps([vars(sft) | {"output": None}, demo_kwargs, train_tasks, args.sft_skip_types], default=str).encode()).hexdigest()[:12]
     sft.output = sdar_gym_home() / "models" / f"bench-tiny-alfworld-{key}"
     print(f"warm start: {sft.output}", flush=True)
     sft_tasks = [t for t in train_tasks if not any(str(t).startswith(p) for p in args.sft_skip_types)]
