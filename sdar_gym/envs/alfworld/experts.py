@@ -6,8 +6,10 @@
 * ``explorer`` knows only what the text has shown. While the next object the plan needs (the one
   it takes or uses) has not appeared in any observation, it searches: it opens the receptacle it
   stands at if closed, else goes to the next unvisited receptacle that can hold that object
-  (ALFRED's ``VAL_RECEPTACLE_OBJECTS``), in the order of the admissible action list. Once the
-  object has been seen it follows the planner. Its demonstrations are learnable from the prompt.
+  (ALFRED's ``VAL_RECEPTACLE_OBJECTS``), in the order of the admissible action list. Any object
+  of the needed kind that it finds, outside the task's destination, it takes (the planner's choice
+  of instance is arbitrary to an observer). Once the object has been seen it follows the planner.
+  Its demonstrations are learnable from the prompt.
 """
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from typing import Protocol
 
 _NEEDS = re.compile(r"^(?:take (.+?) from .+|use (.+))$")
 _ARRIVE = re.compile(r"^go to (.+)$")
+_TAKE = re.compile(r"^take (.+?) from (.+)$")
+_PLACE = re.compile(r"^(?:move .+? to|put .+? (?:in|on|in/on)) (.+)$")
 
 
 class Expert(Protocol):
@@ -72,6 +76,8 @@ class ExplorerExpert:
         self._visited: set[str] = set()
         self._here: str | None = None
         self._target: str | None = None
+        self._destinations: set[str] = set()
+        """Receptacle kinds the plan puts things in: objects there are done, not to be taken."""
 
     def observe(self, action: str, observation: str) -> None:
         self._seen += "\n" + observation
@@ -88,8 +94,13 @@ class ExplorerExpert:
             steps = plan()
             needed = [m.group(1) or m.group(2) for m in map(_NEEDS.match, steps) if m]
             self._target = next((obj for obj in needed if not self._shown(obj)), None)
+            self._destinations = {_kind(m.group(1)) for m in map(_PLACE.match, steps) if m}
             if self._target is None:
                 return steps[0] if steps else None
+        for a in admissible:
+            if (m := _TAKE.match(a)) and _kind(m.group(1)) == _kind(self._target) and _kind(m.group(2)) not in self._destinations:
+                self._target = None  # holding it changes the plan: ask the planner again next time
+                return a
         if self._here and f"open {self._here}" in admissible:
             return f"open {self._here}"
         holders = _holders().get(_kind(self._target), frozenset())
