@@ -150,11 +150,14 @@ def test_sft_warm_start_fits_demonstrations_and_is_cached(tmp_path, monkeypatch)
     meta = json.loads((folder / "sft.json").read_text())
     assert meta["final_loss"] < 0.5 * meta["first_loss"]
     assert sft.ensure_tiny_policy("alfworld", progress=False) == folder and len(calls) == 1  # cached: not rebuilt
+    (folder / "sft.json").write_text(json.dumps({**meta, "recipe": sft.RECIPE_VERSION - 1}))
+    assert sft.ensure_tiny_policy("alfworld", progress=False) == folder and len(calls) == 2  # an older recipe's model is rebuilt
+    assert json.loads((folder / "sft.json").read_text())["recipe"] == sft.RECIPE_VERSION
     assert calls[0][2]["engine"] == "fast" and calls[0][5] is None  # fast engine; all task types by default
     assert calls[0][2]["data_dir"] == env_kwargs("alfworld")["data_dir"]  # --env-kwargs still win
     skip = SFTArgs(**{**vars(args), "skip_task_types": ["pick_two_obj_and_place"], "force": True, "epochs": 1})
     sft.build_sft_policy(skip, progress=False)
-    tasks = calls[1][5]  # an explicit skip leaves those task types out of the demonstrations
+    tasks = calls[2][5]  # an explicit skip leaves those task types out of the demonstrations
     assert tasks and not any(t.startswith("pick_two_obj_and_place") for t in tasks)
     assert any(t.startswith("pick_and_place_simple") for t in tasks)
 
@@ -162,7 +165,8 @@ def test_sft_warm_start_fits_demonstrations_and_is_cached(tmp_path, monkeypatch)
 def test_sft_demonstrations_default_to_generated_train_games():
     from learners.sft import demo_env_kwargs
 
-    assert demo_env_kwargs("alfworld", {}) == {"engine": "fast", "split": "train"}  # no data_dir: the generated set
+    # no data_dir: the generated set; the explorer expert, whose moves follow from the prompt
+    assert demo_env_kwargs("alfworld", {}) == {"engine": "fast", "split": "train", "expert": "explorer"}
     assert demo_env_kwargs("alfworld", {"split": "valid_seen"})["split"] == "valid_seen"
     assert demo_env_kwargs("webshop", {"x": 1}) == {"x": 1}
 
