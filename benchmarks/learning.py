@@ -12,7 +12,7 @@
    (CPU stand-in for peak memory) and the median time of the updates after it.
 
 Writes ``benchmarks/results/learning.json``. Sized by flags; the defaults fit a busy 2-core CPU in
-about 20 minutes and are far too small to reproduce the paper's gaps; the JSON says what ran.
+about an hour and are far too small to reproduce the paper's gaps; the JSON says what ran.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
         learner=learner, env="alfworld", model=warm, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
         max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs,
         env_kwargs={k: str(v) for k, v in env_kwargs.items()}, output=run_dir, seed=seed, temperature=1.0,
-        max_new_tokens=args.max_new_tokens, learner_args={"lr": str(args.lr)}, progress=False, tensorboard=False,
+        max_new_tokens=args.max_new_tokens, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
     )
     trainer = Trainer(cfg)
     trainer.tasks = list(train_tasks)  # RL only ever sees training games; held-out games are for evaluation
@@ -170,25 +170,27 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--train-split", default="train", help="games for the warm start and RL")
     ap.add_argument("--eval-splits", nargs="+", default=["valid_seen", "valid_unseen"], help="held-out games")
     ap.add_argument("--engine", default="fast", help="ALFWorld engine (fast or textworld)")
-    ap.add_argument("--held-out", type=int, default=10, help="held-out games evaluated per eval split")
-    ap.add_argument("--sft-games", type=int, default=200)
-    ap.add_argument("--sft-epochs", type=int, default=12)
-    ap.add_argument("--sft-hidden", type=int, default=64)
-    ap.add_argument("--sft-layers", type=int, default=2)
-    ap.add_argument("--sft-lr", type=float, default=3e-3)
+    ap.add_argument("--held-out", type=int, default=15, help="held-out games evaluated per eval split")
+    recipe = SFTArgs()  # the built-in tiny policy's recipe unless overridden
+    ap.add_argument("--sft-games", type=int, default=recipe.games)
+    ap.add_argument("--sft-epochs", type=int, default=recipe.epochs)
+    ap.add_argument("--sft-hidden", type=int, default=recipe.hidden_size)
+    ap.add_argument("--sft-layers", type=int, default=recipe.num_layers)
+    ap.add_argument("--sft-lr", type=float, default=recipe.lr)
     ap.add_argument("--warm-start-only", action="store_true", help="build and evaluate the warm start, then stop")
     ap.add_argument("--learners", nargs="+", default=list(LEARNERS))
     ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--steps", type=int, default=4)
-    ap.add_argument("--tasks-per-step", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=12)
+    ap.add_argument("--tasks-per-step", type=int, default=4)
     ap.add_argument("--group-size", type=int, default=4)
     ap.add_argument("--max-turns", type=int, default=30)
     ap.add_argument("--max-new-tokens", type=int, default=48)
     ap.add_argument("--num-envs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-4, help="the paper's 1e-6 is for 1.5B+ models; a tiny model over a few steps needs more")
+    ap.add_argument("--mini-batches", type=int, default=4, help="optimizer steps per RL step (PPO-style mini-batches of the step's turns)")
     ap.add_argument("--skills", default="topk")
     ap.add_argument("--skills-embedder", default="hashing")
-    ap.add_argument("--eval-every", type=int, default=2)
+    ap.add_argument("--eval-every", type=int, default=4)
     ap.add_argument("--eval-temperature", type=float, default=0.0)
     ap.add_argument("--speed-rounds", type=int, default=2, help="fresh processes per learner, alternating GRPO and SDAR")
     ap.add_argument("--speed-repeats", type=int, default=2, help="timed updates per process, after the first")
