@@ -21,12 +21,15 @@ def games(tmp_path_factory) -> Path:
     return out
 
 
-def _play(env: ALFWorldEnv, task_id: str) -> tuple[list[tuple[str, str]], bool]:
-    """(action, observation before it) of the expert's episode, and whether it won."""
+def _play(env: ALFWorldEnv, task_id: str, admissible: list | None = None) -> tuple[list[tuple[str, str]], bool]:
+    """(action, observation before it) of the expert's episode, and whether it won; appends the
+    admissible actions before each action to ``admissible`` when given."""
     obs, info = env.reset(options={"task_id": task_id})
     trace = []
     while (action := env.expert_action()) is not None:
         trace.append((action, obs))
+        if admissible is not None:
+            admissible.append(info["admissible_actions"])
         obs, _, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             break
@@ -51,6 +54,21 @@ def test_explorer_wins_every_task_type_and_only_uses_what_it_has_seen(games):
                 assert _shown_before(trace, i, obj), f"{task_id}: '{action}' before {obj} was ever shown"
         explored_longer += len(trace) > len(_play(planner, task_id)[0])
     assert explored_longer > 0  # the planner walks straight to hidden objects; the explorer cannot
+
+
+def test_explorer_takes_the_first_object_of_the_needed_kind_it_finds(games):
+    """The planner's pick among same-kind objects is arbitrary to an observer, so the explorer never
+    walks past one that it could take (outside the task's destination) to search on."""
+    env = ALFWorldEnv(data_dir=games, split="train", expert="explorer", max_steps=60)
+    for task_id in env.task_ids:
+        admissible: list[list[str]] = []
+        trace, _ = _play(env, task_id, admissible)
+        task = trace[0][1].rsplit("Your task is to: ", 1)[1]
+        first = next(i for i, (a, _) in enumerate(trace) if a.startswith("take "))
+        kind = re.match(r"^take (.+) \d+ from ", trace[first][0]).group(1)
+        for i in range(first):
+            passed = [a for a in admissible[i] if (m := re.match(r"^take (.+) \d+ from (.+) \d+$", a)) and m.group(1) == kind and m.group(2) not in task]
+            assert not passed, f"{task_id} step {i}: did '{trace[i][0]}' though it could '{passed[0]}'"
 
 
 def test_planner_walks_straight_to_hidden_objects(games):
