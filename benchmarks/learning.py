@@ -164,11 +164,47 @@ def speed_comparison(warm: str, env_kwargs: dict, tasks: list, args) -> dict:
     }
 
 
+def plot_curves(report: dict, path: Path) -> Path:
+    """One PNG: held-out success over RL steps, and the training rollouts' success per step, per
+    learner (mean over seeds, each seed faint)."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from sdar_gym.io import atomic_write_bytes
+
+    fig, (held, roll) = plt.subplots(1, 2, figsize=(11, 3.8))
+    start = report["warm_start"]["held_out"]["success"]
+    for color, learner in zip(("C0", "C1", "C2", "C3", "C4"), report["summary"]):
+        runs = [r for r in report["runs"] if r["learner"] == learner]
+        for axis, series in ((held, [[(0, start)] + [(c["step"], c["success"]) for c in r["curve"]] for r in runs]),
+                             (roll, [[(i + 1, s.get("rollout/all/success", 0.0)) for i, s in enumerate(r["steps"])] for r in runs])):
+            for points in series:
+                axis.plot(*zip(*points), color=color, alpha=0.25, lw=1)
+            steps = [x for x, _ in series[0]]
+            axis.plot(steps, [statistics.mean(dict(p)[x] for p in series) for x in steps], color=color, lw=2, label=learner)
+    held.set(title=f"success on {' + '.join(report['games']['held_out'])} (greedy)", xlabel="RL step", ylabel="success")
+    roll.set(title="training rollouts' success (sampled)", xlabel="RL step")
+    for axis in (held, roll):
+        axis.grid(alpha=0.3)
+        axis.legend()
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=None, help="ALFWorld data (default: the generated game set)")
     ap.add_argument("--train-split", default="train", help="games for the warm start and RL")
-    ap.add_argument("--eval-splits", nargs="+", default=["valid_seen", "valid_unseen"], help="held-out games")
+    ap.add_argument("--eval-splits", nargs="*", default=["valid_seen", "valid_unseen"], help="held-out games")
+    ap.add_argument("--rl-games", type=int, default=0, help="RL on only this many training games, spread over the split (0: all)")
+    ap.add_argument("--eval-rl-games", action="store_true", help="also evaluate on the RL games themselves: does it learn what it trains on?")
     ap.add_argument("--engine", default="fast", help="ALFWorld engine (fast or textworld)")
     ap.add_argument("--held-out", type=int, default=15, help="held-out games evaluated per eval split")
     recipe = SFTArgs()  # the built-in tiny policy's recipe unless overridden
@@ -192,13 +228,17 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--skills-embedder", default="hashing")
     ap.add_argument("--eval-every", type=int, default=4)
     ap.add_argument("--eval-temperature", type=float, default=0.0)
-    ap.add_argument("--speed-rounds", type=int, default=2, help="fresh processes per learner, alternating GRPO and SDAR")
+    ap.add_argument("--speed-rounds", type=int, default=2, help="fresh processes per learner, alternating GRPO and SDAR (0: skip)")
     ap.add_argument("--speed-repeats", type=int, default=2, help="timed updates per process, after the first")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2, help="RL runs in parallel processes")
     ap.add_argument("--sft-skip-types", nargs="*", default=[], help="task types without expert demonstrations")
     ap.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results" / "learning.json")
+    ap.add_argument("--plot-only", action="store_true", help="redraw the PNG of curves from an existing --output JSON")
     args = ap.parse_args(argv)
+    if args.plot_only:
+        print(plot_curves(json.loads(args.output.read_text()), args.output.with_suffix(".png")))
+        return {}
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
 
@@ -209,6 +249,11 @@ def main(argv: list[str] | None = None) -> dict:
     for split in args.eval_splits:
         kw = {**data, "split": split}
         held_out[split] = (kw, spread(task_list("alfworld", kw)[0], args.held_out))
+    rl_tasks = spread(train_tasks, args.rl_games) if args.rl_games else train_tasks
+    if args.eval_rl_games:
+        held_out["rl_games"] = (env_kwargs, rl_tasks)
+    if not held_out:
+        ap.error("nothing to evaluate: give --eval-splits or --eval-rl-games")
     sft = SFTArgs(env="alfworld", games=args.sft_games, epochs=args.sft_epochs, hidden_size=args.sft_hidden, num_layers=args.sft_layers,
                   lr=args.sft_lr, env_kwargs={k: str(v) for k, v in env_kwargs.items()})
     demo_kwargs = demo_env_kwargs("alfworld", env_kwargs)
@@ -225,13 +270,13 @@ def main(argv: list[str] | None = None) -> dict:
         return before
 
     out_dir = Path("runs") / "bench-learning"
-    jobs = [(lrn, seed, warm, env_kwargs, train_tasks, held_out, args, out_dir) for seed in range(args.seeds) for lrn in args.learners]
+    jobs = [(lrn, seed, warm, env_kwargs, rl_tasks, held_out, args, out_dir) for seed in range(args.seeds) for lrn in args.learners]
     if args.jobs > 1:
         with mp.get_context("spawn").Pool(args.jobs, initializer=torch.set_num_threads, initargs=(args.threads,)) as workers:
             runs = workers.starmap(rl_run, jobs)
     else:
         runs = [rl_run(*job) for job in jobs]
-    speed = speed_comparison(warm, env_kwargs, train_tasks, args)
+    speed = speed_comparison(warm, env_kwargs, train_tasks, args) if args.speed_rounds else None
 
     summary = {}
     for lrn in args.learners:
@@ -241,7 +286,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "what": "held-out ALFWorld success before/after RL from one tiny SFT warm start; GRPO vs SDAR vs GRPO+OPSD",
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "games": {"train": len(train_tasks), "held_out": {split: len(t) for split, (_, t) in held_out.items()},
+        "games": {"train": len(train_tasks), "rl": len(rl_tasks), "held_out": {split: len(t) for split, (_, t) in held_out.items()},
                   "data": str(args.data_dir or "generated default set")},
         "warm_start": {"path": warm, **sft_meta, "held_out": before},
         "summary": summary,
@@ -251,8 +296,9 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{mp.cpu_count()} CPU cores (shared), torch threads {args.threads}",
     }
     atomic_write_json(args.output, report)
-    print(json.dumps({"warm_start": before["success"], "summary": summary,
-                      "sdar_over_grpo_update_time": speed["sdar_over_grpo_update_time"], "sdar_over_grpo_update_rss_rise": speed["sdar_over_grpo_update_rss_rise"]}, indent=1))
+    plot_curves(report, args.output.with_suffix(".png"))
+    ratios = {k: v for k, v in (speed or {}).items() if k.startswith("sdar_over_grpo")}
+    print(json.dumps({"warm_start": before["success"], "summary": summary, **ratios}, indent=1))
     print(f"wrote {args.output} in {report['wall_s'] / 60:.1f} min")
     return report
 

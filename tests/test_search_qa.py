@@ -20,7 +20,7 @@ from sdar_gym.envs.search_qa import (
     load_questions,
     normalize_answer,
 )
-from sdar_gym.envs.search_qa.generator import DATA_SOURCES, generate, write_set
+from sdar_gym.envs.search_qa.generator import DATA_SOURCES, generate
 from sdar_gym.envs.search_qa.retrievers import build_index, load_index
 
 REPO = Path(__file__).resolve().parents[1]

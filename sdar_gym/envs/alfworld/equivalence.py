@@ -7,7 +7,6 @@ identical. The reference is the unmodified TextWorld engine.
 """
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import time
