@@ -24,6 +24,10 @@ _TAKE = re.compile(r"^take (.+?) from (.+)$")
 _PLACE = re.compile(r"^(?:move .+? to|put .+? (?:in|on|in/on)) (.+)$")
 
 
+def _first(steps: list[str]) -> str | None:
+    return steps[0] if steps else None
+
+
 class Expert(Protocol):
     def reset(self, observation: str) -> None: ...
 
@@ -44,8 +48,7 @@ class PlannerExpert:
         pass
 
     def action(self, admissible: list[str], plan: Callable[[], list[str]]) -> str | None:
-        steps = plan()
-        return steps[0] if steps else None
+        return _first(plan())
 
 
 @lru_cache(maxsize=None)
@@ -96,7 +99,7 @@ class ExplorerExpert:
             self._target = next((obj for obj in needed if not self._shown(obj)), None)
             self._destinations = {_kind(m.group(1)) for m in map(_PLACE.match, steps) if m}
             if self._target is None:
-                return steps[0] if steps else None
+                return _first(steps)
         for a in admissible:
             if (m := _TAKE.match(a)) and _kind(m.group(1)) == _kind(self._target) and _kind(m.group(2)) not in self._destinations:
                 self._target = None  # holding it changes the plan: ask the planner again next time
@@ -104,12 +107,11 @@ class ExplorerExpert:
         if self._here and f"open {self._here}" in admissible:
             return f"open {self._here}"
         holders = _holders().get(_kind(self._target), frozenset())
-        unvisited = [a for a in admissible if (m := _ARRIVE.match(a)) and m.group(1) not in self._visited]
-        for candidates in ([a for a in unvisited if _kind(a[len("go to "):]) in holders], unvisited):
+        unvisited = [m.group(1) for m in map(_ARRIVE.match, admissible) if m and m.group(1) not in self._visited]
+        for candidates in ([r for r in unvisited if _kind(r) in holders], unvisited):
             if candidates:
-                return candidates[0]
-        steps = plan()  # searched everywhere without seeing it: let the planner finish
-        return steps[0] if steps else None
+                return f"go to {candidates[0]}"
+        return _first(plan())  # searched everywhere without seeing it: let the planner finish
 
 
 EXPERTS: dict[str, Callable[[], Expert]] = {"planner": PlannerExpert, "explorer": ExplorerExpert}
