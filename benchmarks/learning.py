@@ -167,14 +167,12 @@ def speed_comparison(warm: str, env_kwargs: dict, tasks: list, args) -> dict:
 def plot_curves(report: dict, path: Path) -> Path:
     """One PNG: held-out success over RL steps, and the training rollouts' success per step, per
     learner (mean over seeds, each seed faint)."""
-    import io
-
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from sdar_gym.io import atomic_write_bytes
+    from learners.plot import save_figure
 
     fig, (held, roll) = plt.subplots(1, 2, figsize=(11, 3.8))
     start = report["warm_start"]["held_out"]["success"]
@@ -192,10 +190,7 @@ def plot_curves(report: dict, path: Path) -> Path:
         axis.grid(alpha=0.3)
         axis.legend()
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100)
-    plt.close(fig)
-    return atomic_write_bytes(path, buf.getvalue())
+    return save_figure(fig, path)
 
 
 def main(argv: list[str] | None = None) -> dict:

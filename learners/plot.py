@@ -24,13 +24,23 @@ def _smooth(values: list[float], window: int) -> list[float]:
     return out
 
 
+def save_figure(fig, path: Path) -> Path:
+    """Write a matplotlib figure as PNG to ``path`` atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    from sdar_gym.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
 def plot_run(run_dir: str | Path, out: str | Path | None = None, smooth: int = 1) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from sdar_gym.io import atomic_write_bytes
 
     run_dir = Path(run_dir)
     rows = read_metrics(run_dir)
@@ -50,9 +60,6 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, smooth: int = 1
         ax.set_title(f"{run_dir.name}: {label}")
         ax.grid(alpha=0.3)
         fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        plt.close(fig)
-        written.append(atomic_write_bytes(out_dir / f"{name}.png", buf.getvalue()))
+        written.append(save_figure(fig, out_dir / f"{name}.png"))
     print("\n".join(str(p) for p in written))
     return written
