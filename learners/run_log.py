@@ -10,7 +10,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from sdar_gym.io import atomic_write_text
+from sdar_gym.io import atomic_write_text, read_jsonl
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -18,14 +18,7 @@ METRICS_FILE = "metrics.jsonl"
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     """All rows of a run's ``metrics.jsonl`` (skipping a torn last line, if any)."""
     path = Path(run_dir) / METRICS_FILE
-    rows = []
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
-    return rows
+    return list(read_jsonl(path, skip_invalid=True)) if path.exists() else []
 
 
 class RunLog:

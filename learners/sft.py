@@ -22,7 +22,8 @@ import torch
 
 from learners.cli import SFTArgs, parse_env_kwargs
 from sdar_gym.core import DataError, sdar_gym_home
-from sdar_gym.io import atomic_dir, atomic_write_jsonl
+from sdar_gym.io import atomic_dir, atomic_write_jsonl, read_jsonl
+from sdar_gym.progress import progress_bar
 
 
 DEMO_ENV_KWARGS: dict[str, dict[str, Any]] = {"alfworld": {"engine": "fast", "split": "train", "expert": "explorer"}}
@@ -82,8 +83,7 @@ def expert_demonstrations(
     key = hashlib.sha256(json.dumps([env, sorted(env_kwargs.items()), max_turns, seed, chosen], default=str).encode()).hexdigest()[:16]
     cache = sdar_gym_home() / "demos" / f"{env}-{key}.jsonl"
     if cache.exists():
-        rows = [json.loads(line) for line in cache.read_text(encoding="utf-8").splitlines()]
-        return [(r["messages"], r["response"]) for r in rows]
+        return [(r["messages"], r["response"]) for r in read_jsonl(cache)]
 
     async def run():
         async with make_pool("inline", env, 1, env_kwargs) as pool:
@@ -99,8 +99,6 @@ def expert_demonstrations(
 
 def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | None = None) -> Path:
     """Run the SFT warm start of :class:`SFTArgs` (on ``tasks`` when given) and save it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
     from learners.policy_model import PolicyModel, PolicyModelConfig
     from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
 
@@ -114,8 +112,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         ids, types = task_list(args.env, env_kwargs)
         tasks = [t for t in ids if types.get(t) not in args.skip_task_types]
     start = time.perf_counter()
-    columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[status]}")]
-    with Progress(*columns, disable=not progress) as bar:
+    with progress_bar(disable=not progress) as bar:
         stage = bar.add_task("expert demonstrations", total=None, status="")
         demos = expert_demonstrations(args.env, args.games, env_kwargs, args.max_turns, args.seed, tasks)
         bar.update(stage, total=1, completed=1, status=f"{len(demos)} turns")

@@ -24,7 +24,7 @@ import torch
 from learners.base import PolicyGradientLearner, learner_entry, make_learner
 from learners.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from learners.cli import TrainArgs, parse_env_kwargs
-from learners.metrics import episode_metrics
+from sdar_gym.rollout.collector import episode_metrics
 from learners.policy_model import PolicyModel, PolicyModelConfig
 from learners.run_log import RunLog
 from learners.teacher import SkillContext
@@ -115,8 +115,7 @@ class Trainer:
         return self.skills.text
 
     def train(self) -> dict[str, float]:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
+        from sdar_gym.progress import progress_bar
         from sdar_gym.rollout import make_pool
 
         cfg = self.cfg
@@ -124,9 +123,8 @@ class Trainer:
         log = RunLog(self.run_dir, resume_step=self.step + 1, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project, config=_jsonable(asdict(cfg)))
         pool = make_pool(cfg.env_pool, cfg.env, cfg.num_envs, self.env_kwargs)
         last: dict[str, float] = {}
-        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
         try:
-            with Progress(*columns, disable=not cfg.progress, transient=False) as progress:
+            with progress_bar(disable=not cfg.progress) as progress:
                 bar = progress.add_task(f"{cfg.learner} on {cfg.env}", total=cfg.steps, completed=self.step, status="")
                 while self.step < cfg.steps:
                     last = self.train_step(pool)
@@ -148,7 +146,7 @@ class Trainer:
         tasks = step_tasks(self.tasks, cfg.tasks_per_step, cfg.seed, step)
         episodes = rollout(self.policy, pool, tasks, cfg, seed=cfg.seed * 7919 + step, group_size=cfg.group_size, skills=self._student_skills())
         t_roll = time.perf_counter() - t0
-        metrics = episode_metrics(episodes)
+        metrics = episode_metrics(episodes, prefix="rollout")
         metrics.update(self.learner.update(episodes))
         if self.skills is not None:
             for e in episodes:

@@ -9,6 +9,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from sdar_gym.core import DataError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it into place."""
@@ -38,6 +40,35 @@ def atomic_write_json(path: str | os.PathLike, obj: Any, indent: int | None = 1)
 
 def atomic_write_jsonl(path: str | os.PathLike, rows: list[Any]) -> Path:
     return atomic_write_text(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def read_jsonl(path: str | os.PathLike, skip_invalid: bool = False, line_numbers: bool = False) -> Iterator[Any]:
+    """Yield the JSON objects of a JSONL file, one per non-blank line, streaming.
+
+    A line that is not a JSON object is a :class:`DataError` naming ``path:line``, unless
+    ``skip_invalid`` (a log being appended to may end in a torn line). With ``line_numbers``,
+    yield ``(line number, object)`` so callers can name the line of a bad record.
+    """
+    path = Path(path)
+    try:
+        f = path.open(encoding="utf-8")
+    except OSError as e:
+        raise DataError(f"cannot read {path}: {e.strerror}") from None
+    with f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                if skip_invalid:
+                    continue
+                raise DataError(f"malformed JSON in {path}:{lineno}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                if skip_invalid:
+                    continue
+                raise DataError(f"{path}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
+            yield (lineno, row) if line_numbers else row
 
 
 @contextlib.contextmanager

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from sdar_gym.core import ConfigError, DataError
+from sdar_gym.io import read_jsonl
 from skills.embedders import Embedder, make_embedder
 from skills.library import embed_skills
 from skills.records import Skill, slugify
@@ -103,19 +104,7 @@ def _episode_from_dict(data: Any, where: str, success_score: float) -> EpisodeRe
 def load_episodes(path: str | os.PathLike, success_score: float = 1.0) -> list[EpisodeRecord]:
     """Read an episode JSONL file (see the module docstring for the schema)."""
     path = Path(path).expanduser()
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as e:
-        raise DataError(f"cannot read episode file {path}: {e.strerror}") from None
-    episodes = []
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"malformed JSON in {path}:{lineno}: {e}") from None
-        episodes.append(_episode_from_dict(data, f"{path}:{lineno}", success_score))
+    episodes = [_episode_from_dict(data, f"{path}:{lineno}", success_score) for lineno, data in read_jsonl(path, line_numbers=True)]
     if not episodes:
         raise DataError(f"no episodes in {path}")
     return episodes

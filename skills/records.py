@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from sdar_gym.core import DataError
-from sdar_gym.io import atomic_write_json, atomic_write_jsonl, atomic_write_text
+from sdar_gym.io import atomic_write_json, atomic_write_jsonl, atomic_write_text, read_jsonl
 
 SKILL_SUFFIXES = (".md", ".json", ".jsonl")
 _ID_CHARS = re.compile(r"[^a-z0-9]+")
@@ -166,14 +166,7 @@ def load_skill_file(path: str | os.PathLike) -> list[Skill]:
         items = data if isinstance(data, list) else [data]
         return [Skill.from_dict(d, f"{path}[{i}]") for i, d in enumerate(items)]
     if path.suffix == ".jsonl":
-        skills = []
-        for lineno, line in enumerate(raw.splitlines(), start=1):
-            if line.strip():
-                try:
-                    skills.append(Skill.from_dict(json.loads(line), f"{path}:{lineno}"))
-                except json.JSONDecodeError as e:
-                    raise DataError(f"malformed JSON in {path}:{lineno}: {e}") from None
-        return skills
+        return [Skill.from_dict(d, f"{path}:{lineno}") for lineno, d in read_jsonl(path, line_numbers=True)]
     raise DataError(f"{path}: unsupported skill file type {path.suffix!r}; expected one of {', '.join(SKILL_SUFFIXES)}")
 
 

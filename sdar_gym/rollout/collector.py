@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
@@ -361,17 +362,25 @@ def _check_groups(episodes: list[Episode]) -> None:
             )
 
 
-def episode_metrics(episodes: list[Episode]) -> dict[str, float]:
-    """Summary numbers of a batch of episodes, for logs (failed episodes are counted, not scored)."""
-    ok = [e for e in episodes if not e.failed]
-    turns = [t for e in ok for t in e.turns]
-    n = max(len(ok), 1)
-    return {
-        "episodes": len(episodes),
-        "episodes_failed": len(episodes) - len(ok),
-        "success_rate": sum(e.won for e in ok) / n,
-        "mean_score": sum(e.score for e in ok) / n,
-        "mean_reward": sum(e.total_reward for e in ok) / n,
-        "mean_turns": len(turns) / n,
-        "invalid_action_rate": sum(not t.action_valid for t in turns) / max(len(turns), 1),
-    }
+def episode_metrics(episodes: list[Episode], prefix: str = "") -> dict[str, float]:
+    """Mean return, success and native score over a batch of episodes, overall (``all/``) and per
+    task type, for logs; failed episodes are counted, not scored. Keys start with ``prefix/``."""
+
+    def key(name: str) -> str:
+        return f"{prefix}/{name}" if prefix else name
+
+    done = [e for e in episodes if not e.failed]
+    out: dict[str, float] = {key("episodes"): float(len(done)), key("episodes_failed"): float(len(episodes) - len(done))}
+    if not done:
+        return out
+    by_type: dict[str, list[Episode]] = defaultdict(list)
+    for e in done:
+        by_type[e.task_type].append(e)
+    for name, group in [("all", done), *sorted(by_type.items())]:
+        out[key(f"{name}/success")] = sum(e.won for e in group) / len(group)
+        out[key(f"{name}/reward")] = sum(e.total_reward for e in group) / len(group)
+        out[key(f"{name}/score")] = sum(e.score for e in group) / len(group)
+    turns = [t for e in done for t in e.turns]
+    out[key("turns_mean")] = len(turns) / len(done)
+    out[key("invalid_action_ratio")] = sum(not t.action_valid for t in turns) / max(1, len(turns))
+    return out

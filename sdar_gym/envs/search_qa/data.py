@@ -7,7 +7,6 @@
 """
 from __future__ import annotations
 
-import json
 import re
 import string
 from collections.abc import Iterable, Iterator
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sdar_gym.core import DataError
+from sdar_gym.io import read_jsonl
 
 QUESTION_SUFFIXES = (".jsonl", ".parquet")
 """Question-file formats the loader reads, in the order a split name is looked up."""
@@ -90,25 +90,11 @@ class Question:
         }
 
 
-def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            yield row
-
-
 def _read_rows(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"question file {path} does not exist")
     if path.suffix == ".jsonl":
-        return list(_read_jsonl(path))
+        return list(read_jsonl(path))
     if path.suffix == ".parquet":
         import pyarrow.parquet as pq
 
@@ -179,7 +165,7 @@ def iter_corpus(path: str | Path) -> Iterator[Passage]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"corpus file {path} does not exist")
-    for i, row in enumerate(_read_jsonl(path)):
+    for i, row in enumerate(read_jsonl(path)):
         if "contents" in row:
             title, text = split_contents(str(row["contents"]))
         elif "text" in row:

@@ -423,19 +423,11 @@ class BuildSearchIndexArgs:
     """Dense only: passages per embedding batch."""
 
     def run(self) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from sdar_gym.progress import progress_bar
 
         kind = index_kind(self.retriever)
         passages = load_corpus(self.corpus)
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-        with Progress(*columns) as bar:
+        with progress_bar() as bar:
             task = bar.add_task(f"indexing ({self.retriever})", total=len(passages))
             index = kind.build(passages, model=self.model, batch_size=self.batch_size,
                                progress=lambda done, total: bar.update(task, completed=done))
