@@ -159,7 +159,7 @@ class SFTArgs:
     real ALFWorld games, whose planner can take minutes per Pick2 game on a small CPU)."""
     env_kwargs: dict[str, str] = field(default_factory=dict)
     """Extra env constructor arguments (e.g. data_dir, split); for ALFWorld they default to the
-    generated train split on the fast engine (``learners.sft.DEMO_ENV_KWARGS``)."""
+    generated train split on the fast engine (the env spec's ``demo_env_kwargs``)."""
     seed: int = 0
     force: bool = False
     """Rebuild even if the output already holds a model."""

@@ -6,8 +6,6 @@ Each of the first ``episodes`` tasks is played once, with a sampling seed fixed 
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -17,49 +15,6 @@ from learners.cli import EvalArgs, parse_env_kwargs
 from sdar_gym.core import ConfigError, DataError
 from sdar_gym.io import atomic_write_json
 from sdar_gym.rollout.types import Episode, SamplingParams
-
-
-def _by_type(episodes: list[Episode], value: Callable[[Episode], float]) -> dict[str, float]:
-    groups: dict[str, list[float]] = defaultdict(list)
-    for e in episodes:
-        groups[e.task_type].append(value(e))
-    return {k: 100.0 * sum(v) / len(v) for k, v in sorted(groups.items())}
-
-
-def alfworld_table(episodes: list[Episode]) -> dict[str, float]:
-    """Success rate (%) per task type in the paper's order (Pick … Pick2), then All."""
-    from sdar_gym.envs.alfworld.data import TASK_TYPES
-
-    per = _by_type(episodes, lambda e: float(e.won))
-    row = {short: per[long] for long, short in TASK_TYPES.items() if long in per}
-    row["All"] = 100.0 * sum(e.won for e in episodes) / len(episodes)
-    return row
-
-
-def webshop_table(episodes: list[Episode]) -> dict[str, float]:
-    """Score: mean final reward × 100; Acc: share of episodes with a full-reward purchase (%)."""
-    return {"Score": 100.0 * sum(e.score for e in episodes) / len(episodes), "Acc": 100.0 * sum(e.won for e in episodes) / len(episodes)}
-
-
-def search_qa_table(episodes: list[Episode]) -> dict[str, float]:
-    """Exact match (%) per source data set, then the average over sources."""
-    row = _by_type(episodes, lambda e: e.score)
-    row["Avg"] = sum(row.values()) / len(row)
-    return row
-
-
-def default_table(episodes: list[Episode]) -> dict[str, float]:
-    row = _by_type(episodes, lambda e: float(e.won))
-    row["All"] = 100.0 * sum(e.won for e in episodes) / len(episodes)
-    return row
-
-
-TABLES: dict[str, Callable[[list[Episode]], dict[str, float]]] = {
-    "alfworld": alfworld_table,
-    "webshop": webshop_table,
-    "search-qa": search_qa_table,
-}
-"""Env short name -> its Table 1 columns (other envs get success per task type)."""
 
 
 def evaluate(policy, env: str, env_kwargs: dict, tasks: list, max_turns: int, batch_size: int, sampling: SamplingParams, seed: int, pool_kind: str = "inline") -> list[Episode]:
@@ -79,7 +34,7 @@ def table_for(env: str, episodes: list[Episode]) -> dict[str, float]:
     done = [e for e in episodes if not e.failed]
     if not done:
         raise DataError("every evaluation episode failed; nothing to report")
-    return TABLES.get(env_entry(env).name, default_table)(done)
+    return env_entry(env).breakdown(done)
 
 
 def _model_folder(args: EvalArgs) -> str:

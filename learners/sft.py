@@ -26,14 +26,6 @@ from sdar_gym.io import atomic_dir, atomic_write_jsonl, read_jsonl
 from sdar_gym.progress import progress_bar
 
 
-DEMO_ENV_KWARGS: dict[str, dict[str, Any]] = {"alfworld": {"engine": "fast", "split": "train", "expert": "explorer"}}
-"""Env arguments the demonstrations use unless ``--env-kwargs`` overrides them. ALFWorld: the
-generated train split (the default game set when no data_dir is given; its planner takes
-hundredths of a second per game, unlike the real games' minutes) on the fast engine, so a few
-hundred expert games take about a minute; and the ``explorer`` expert, which searches for objects
-it has not seen instead of walking straight to them, so its moves follow from the prompt."""
-
-
 RECIPE_VERSION = 2
 """Bumped when a cached tiny policy must be rebuilt: 2 = Qwen2-consistent tokenizer (a reloaded
 version-1 model read different token ids than it was trained on) and explorer demonstrations."""
@@ -46,8 +38,10 @@ def is_built(folder: Path) -> bool:
 
 
 def demo_env_kwargs(env: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """:data:`DEMO_ENV_KWARGS` of ``env`` updated by ``overrides``."""
-    return {**DEMO_ENV_KWARGS.get(env, {}), **overrides}
+    """The env spec's demonstration settings (``EnvSpec.demo_env_kwargs``) updated by ``overrides``."""
+    from sdar_gym.registration import env_entry
+
+    return {**env_entry(env).demo_env_kwargs, **overrides}
 
 
 def tiny_policy_dir(env: str) -> Path:

@@ -71,8 +71,7 @@ def load_skills(cfg: TrainArgs, needed: bool) -> SkillContext | None:
     from skills import default_library
 
     name = env_entry(cfg.env).name
-    # The skill library names its folders with underscores (search_qa) where env names use a hyphen (search-qa).
-    library = default_library(name if name != "search-qa" else "search_qa", embedder=cfg.skills_embedder)
+    library = default_library(name, embedder=cfg.skills_embedder)
     return SkillContext(library, strategy=cfg.skills, k=cfg.skills_k, budget_chars=cfg.skills_budget_chars, seed=cfg.seed, with_skills=TextAgent(name).with_skills)
 
 

@@ -34,12 +34,12 @@ class EnvsArgs:
         from rich.console import Console
         from rich.table import Table
 
-        from sdar_gym.registration import ENVS
+        from sdar_gym.specs import ENV_SPECS
 
         table = Table(title="sdar-gym envs")
         for column in ("name", "gymnasium id", "description"):
             table.add_column(column)
-        for e in ENVS.values():
+        for e in ENV_SPECS.values():
             table.add_row(e.name, e.gym_id, e.description)
         Console().print(table)
 

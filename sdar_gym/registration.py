@@ -1,63 +1,32 @@
-"""Gymnasium ids of the sdar-gym envs, and the short names the CLI uses for them.
+"""Gymnasium ids of the sdar-gym envs (from :data:`sdar_gym.specs.ENV_SPECS`), and what the CLI
+shares to make them: lookup by short name or id, one rule for ``--env-kwargs``, the task list.
 
-``import sdar_gym`` registers every id here. To add an env, add one :class:`EnvEntry`.
+``import sdar_gym`` registers every id here.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from typing import Any
 
 import gymnasium as gym
 
 from sdar_gym.core import ConfigError
-
-
-@dataclass(frozen=True)
-class EnvEntry:
-    name: str
-    """Short name used by the CLI (``--env alfworld``)."""
-    gym_id: str
-    entry_point: str
-    description: str
-
-
-ENVS: dict[str, EnvEntry] = {
-    e.name: e
-    for e in [
-        EnvEntry(
-            "alfworld",
-            "sdar_gym/ALFWorld-v0",
-            "sdar_gym.envs.alfworld.env:ALFWorldEnv",
-            "ALFWorld text household tasks (six task types), on real or generated games",
-        ),
-        EnvEntry(
-            "webshop",
-            "sdar_gym/WebShop-v0",
-            "sdar_gym.envs.webshop.env:WebShopEnv",
-            "WebShop text shopping (search, choose options, buy), on a generated or the original catalog",
-        ),
-        EnvEntry(
-            "search-qa",
-            "sdar_gym/SearchQA-v0",
-            "sdar_gym.envs.search_qa.env:SearchQAEnv",
-            "Multi-turn search and answer (exact match) over a BM25, dense or HTTP retriever",
-        ),
-    ]
-}
+from sdar_gym.specs import ENV_SPECS, EnvSpec
 
 
 def register_envs() -> None:
     """Register every env with gymnasium (idempotent)."""
-    for entry in ENVS.values():
-        if entry.gym_id not in gym.registry:
-            gym.register(id=entry.gym_id, entry_point=entry.entry_point, disable_env_checker=True)
+    for spec in ENV_SPECS.values():
+        if spec.gym_id not in gym.registry:
+            gym.register(id=spec.gym_id, entry_point=spec.entry_point, disable_env_checker=True)
 
 
-def env_entry(name_or_id: str) -> EnvEntry:
+def env_entry(name_or_id: str) -> EnvSpec:
     """Look an env up by short name (``alfworld``) or gymnasium id (``sdar_gym/ALFWorld-v0``)."""
-    for entry in ENVS.values():
-        if name_or_id in (entry.name, entry.gym_id):
-            return entry
-    known = ", ".join(ENVS)
+    for spec in ENV_SPECS.values():
+        if name_or_id in (spec.name, spec.gym_id):
+            return spec
+    known = ", ".join(ENV_SPECS)
     raise ConfigError(f"unknown env {name_or_id!r}; known envs: {known}")
 
 
@@ -65,3 +34,28 @@ def make_env(name_or_id: str, **kwargs) -> gym.Env:
     """``gymnasium.make`` by short name or id, without gymnasium's default wrappers' surprises."""
     register_envs()
     return gym.make(env_entry(name_or_id).gym_id, **kwargs)
+
+
+def parse_env_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``--env-kwargs KEY VALUE ...`` of every subcommand to Python values: each value is read as
+    JSON when it parses (``3``, ``0.5``, ``true``, ``null``, ``["a", "b"]``), else kept as text."""
+    out: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                pass
+        out[key] = value
+    return out
+
+
+def task_list(env: str, env_kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, str]]:
+    """The env's task ids (or reset seeds when it has none) and each id's task type when known."""
+    target = make_env(env, **env_kwargs).unwrapped
+    try:
+        ids = list(target.task_ids)
+        types = {g.task_id: g.task_type for g in getattr(target, "games", [])}
+    finally:
+        target.close()
+    return (ids or list(range(10_000))), types

@@ -1,6 +1,7 @@
 """The skill sets the project writes itself (``skills/data/<env>/*.md``) and a cached default library."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -18,11 +19,12 @@ def builtin_envs() -> list[str]:
 
 
 def builtin_dir(env: str) -> Path:
-    """The folder of ``env``'s built-in skills; ``env`` is a short name or a gymnasium id."""
+    """The folder of ``env``'s built-in skills; ``env`` is a folder name, a short name or a gymnasium id."""
     if not (DATA_DIR / env).is_dir():
-        from sdar_gym.registration import ENVS
+        from sdar_gym.registration import env_entry
 
-        env = next((e.name for e in ENVS.values() if env == e.gym_id), env)
+        with contextlib.suppress(ConfigError):
+            env = env_entry(env).skills_dir_name
     if not (DATA_DIR / env).is_dir():
         raise ConfigError(f"no built-in skills for env {env!r}; envs with skills: {', '.join(builtin_envs())}")
     return DATA_DIR / env

@@ -11,7 +11,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import sdar_gym
-from sdar_gym.registration import ENVS
+from sdar_gym.specs import ENV_SPECS as ENVS
 
 INFO_TYPES = {
     "task": str,

@@ -9,7 +9,7 @@ import torch
 from learners.cli import EvalArgs, PlotArgs, TrainArgs
 from learners.run_log import read_metrics
 from sdar_gym.core import ConfigError, DataError
-from sdar_gym.registration import ENVS
+from sdar_gym.specs import ENV_SPECS as ENVS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

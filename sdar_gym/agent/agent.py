@@ -1,59 +1,43 @@
-"""The agent layer: per-env prompts, action projection and reward shaping, keyed by env name.
+"""The agent: per-env prompts, action projection and reward shaping, keyed by env name.
 
-``AGENTS`` maps an env short name to its :class:`AgentSpec`. A new env plugs in by adding one
-entry; the rollout collector only talks to :class:`TextAgent`.
+Each env's :class:`AgentSpec` is part of its entry in :data:`sdar_gym.specs.ENV_SPECS`; the rollout
+collector only talks to :class:`TextAgent`.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sdar_gym.agent import templates
 from sdar_gym.agent.memory import HistoryWindow
-from sdar_gym.agent.projection import ActionFormat, Projection, project
+from sdar_gym.agent.projection import Projection, project
 from sdar_gym.agent.shaping import RewardShaping
 from sdar_gym.core import ConfigError
+from sdar_gym.specs import ENV_SPECS, AgentSpec
 
 
-@dataclass(frozen=True)
-class AgentSpec:
-    """Everything env-specific that turns observations into prompts and responses into actions."""
+class _AgentSpecs(Mapping[str, AgentSpec]):
+    """Each env's agent spec, read live from :data:`sdar_gym.specs.ENV_SPECS` (a view, not a second table)."""
 
-    template: str
-    """Prompt template (see :mod:`sdar_gym.agent.templates`)."""
-    action_format: ActionFormat
-    history_length: int
-    """H, the (observation, action) pairs shown: 2 for ALFWorld and WebShop, 4 for Search."""
-    shaping: RewardShaping = field(default_factory=RewardShaping)
-    observation_limit: int = 2000
-    """Characters of each observation kept in the prompt (long pages and passages are cut)."""
+    def __getitem__(self, env: str) -> AgentSpec:
+        return ENV_SPECS[env].agent
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(ENV_SPECS)
+
+    def __len__(self) -> int:
+        return len(ENV_SPECS)
 
 
-AGENTS: dict[str, AgentSpec] = {
-    "alfworld": AgentSpec(
-        template=templates.ALFWORLD,
-        action_format=ActionFormat(tags={"action": "{}"}, pattern=r"[a-z0-9 /,'\-]+", lowercase=True),
-        history_length=2,
-    ),
-    "webshop": AgentSpec(
-        template=templates.WEBSHOP,
-        action_format=ActionFormat(tags={"action": "{}"}, pattern=r"(search|click)\[[^\[\]<>\n]+\]"),
-        history_length=2,
-    ),
-    "search-qa": AgentSpec(
-        template=templates.SEARCH_QA,
-        action_format=ActionFormat(tags={"search": "search[{}]", "answer": "answer[{}]"}, pattern=r"(search|answer)\[[^<>\n]+\]"),
-        history_length=4,
-        shaping=RewardShaping(invalid_penalty=0.01),
-    ),
-}
+AGENTS: Mapping[str, AgentSpec] = _AgentSpecs()
 
 
 def agent_spec(env: str) -> AgentSpec:
-    """The spec registered for an env short name, with a clear error for unknown names."""
-    if env not in AGENTS:
-        raise ConfigError(f"no agent spec for env {env!r}; known: {', '.join(AGENTS)}")
-    return AGENTS[env]
+    """The agent spec of an env short name, with a clear error for unknown names."""
+    if env not in ENV_SPECS:
+        raise ConfigError(f"no agent spec for env {env!r}; known: {', '.join(ENV_SPECS)}")
+    return ENV_SPECS[env].agent
 
 
 @dataclass(frozen=True)
