@@ -24,7 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from learners.base import make_learner  # noqa: E402
+from learners.algorithms import make_learner  # noqa: E402
 from learners.hf_policy import HFPolicy  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
 from learners.teacher import SkillContext  # noqa: E402

@@ -1,19 +1,19 @@
-"""The Learner protocol, the registry of learners, and the update loop they share.
+"""The update loop every learner shares.
 
 A learner is a config dataclass plus one ``loss(batch)`` method holding its whole objective
-(CleanRL/TRL style: read ``grpo.py`` or ``sdar.py`` top to bottom to see the algorithm). What all
-of them share lives here: turning episodes into token samples with GRPO advantages, computing the
-no-grad log-probs an objective needs (teacher, reference) once before the update, token-mean
-gradient accumulation over micro-batches, and the metrics.
+(CleanRL/TRL style: read ``grpo.py`` or ``sdar.py`` top to bottom to see the algorithm), listed in
+the static table of :mod:`learners.algorithms`. What all of them share lives here: turning
+episodes into token samples with GRPO advantages, computing the no-grad log-probs an objective
+needs (teacher, reference) once before the update, token-mean gradient accumulation over
+micro-batches, the teacher–student gap of learners with a teacher, and the metrics.
 """
 from __future__ import annotations
 
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -95,14 +95,18 @@ class Sample:
         return len(self.response_ids) if self.mask is None else sum(self.mask)
 
 
-class Learner(Protocol):
-    config: LearnerConfig
-
-    def update(self, episodes: list[Episode]) -> dict[str, float]: ...
+TEACHER_GAP = "sdar/teacher_gap_mean"
+"""Metric of every learner with a teacher: token-mean log π_T − log π_θ of the sampled tokens
+(positive: the skill-conditioned teacher endorses what the student sampled). The paper plots it
+under SDAR's name."""
 
 
 class PolicyGradientLearner:
-    """Shared machinery; subclasses set the class flags and implement :meth:`loss`."""
+    """Shared machinery; subclasses set the class flags and implement :meth:`loss`.
+
+    :meth:`loss` returns the loss and its statistics; a statistic named without a ``/`` is logged
+    as ``train/<name>``, one with a ``/`` (e.g. ``sdar/gate_mean``) under its own name.
+    """
 
     uses_teacher: bool = False
     """Whether :meth:`loss` reads ``batch.teacher_logp`` (needs a skill library)."""
@@ -209,6 +213,8 @@ class PolicyGradientLearner:
                     chunk = micro[i]
                     batch = self._batch(chunk, *frozen[i])
                     loss, stats = self.loss(batch)
+                    if batch.teacher_logp is not None:
+                        stats[TEACHER_GAP] = losses.masked_mean(batch.teacher_logp - batch.logp.detach(), batch.mask).detach()
                     weight = sum(s.n_tokens for s in chunk) / n_tokens
                     (loss * weight).backward()
                     sums["loss"] += loss.item() * weight
@@ -218,7 +224,7 @@ class PolicyGradientLearner:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), c.max_grad_norm)
                 sums["grad_norm"] += float(grad_norm)
                 self.optimizer.step()
-        metrics = {f"train/{k}": v / n_stat for k, v in sums.items()}
+        metrics = {(k if "/" in k else f"train/{k}"): v / n_stat for k, v in sums.items()}
         elapsed = time.perf_counter() - start
         n_tok = sum(len(s.response_ids) + len(s.prompt_ids) for s in samples)
         metrics.update(
@@ -231,7 +237,7 @@ class PolicyGradientLearner:
         )
         if torch.cuda.is_available():
             metrics["perf/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
-        return _rename(metrics)
+        return metrics
 
     def _batch(self, chunk: list[Sample], ref: torch.Tensor | None, teacher: torch.Tensor | None) -> Batch:
         dev = self.policy.device
@@ -254,61 +260,3 @@ class PolicyGradientLearner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
 
-
-_SDAR_KEYS = {"gate_mean", "gate_active_ratio", "teacher_gap_mean", "distill_loss"}
-
-
-def _rename(metrics: dict[str, float]) -> dict[str, float]:
-    """Put the SDAR gate statistics under ``sdar/`` as the paper's plots name them."""
-    return {(f"sdar/{k[6:]}" if k.startswith("train/") and k[6:] in _SDAR_KEYS else k): v for k, v in metrics.items()}
-
-
-@dataclass(frozen=True)
-class LearnerEntry:
-    name: str
-    config_cls: type[LearnerConfig]
-    learner_cls: Callable[..., PolicyGradientLearner]
-    description: str
-
-
-LEARNERS: dict[str, LearnerEntry] = {}
-
-
-def register_learner(name: str, config_cls: type[LearnerConfig], description: str):
-    """Class decorator adding a learner to :data:`LEARNERS` under ``name``."""
-
-    def wrap(cls):
-        LEARNERS[name] = LearnerEntry(name, config_cls, cls, description)
-        return cls
-
-    return wrap
-
-
-def learner_entry(name: str) -> LearnerEntry:
-    import learners.algorithms  # noqa: F401  (registers every learner)
-
-    if name not in LEARNERS:
-        raise ConfigError(f"unknown learner {name!r}; known learners: {', '.join(sorted(LEARNERS))}")
-    return LEARNERS[name]
-
-
-def make_config(name: str, overrides: dict[str, Any] | None = None) -> LearnerConfig:
-    """The learner's config with ``overrides`` applied, each checked against its fields."""
-    entry = learner_entry(name)
-    known = {f.name: f for f in fields(entry.config_cls)}
-    cfg = entry.config_cls()
-    for key, value in (overrides or {}).items():
-        key = key.replace("-", "_")
-        if key not in known:
-            raise ConfigError(f"learner {name!r} has no setting {key!r}; settings: {', '.join(sorted(known))}")
-        default = getattr(cfg, key)
-        try:
-            value = type(default)(value) if not isinstance(default, bool) else str(value).lower() in ("1", "true", "yes")
-        except (TypeError, ValueError):
-            raise ConfigError(f"learner setting {key}={value!r} is not a valid {type(default).__name__}") from None
-        setattr(cfg, key, value)
-    return cfg
-
-
-def make_learner(name: str, policy: PolicyModel, skills: SkillContext | None = None, overrides: dict[str, Any] | None = None) -> PolicyGradientLearner:
-    return learner_entry(name).learner_cls(make_config(name, overrides), policy, skills)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from learners.base import Batch, LearnerConfig, PolicyGradientLearner, register_learner
+from learners.base import Batch, LearnerConfig, PolicyGradientLearner
 
 
 @dataclass
@@ -18,7 +18,6 @@ class GRPOConfig(LearnerConfig):
     """GRPO with the paper's Appendix C defaults."""
 
 
-@register_learner("grpo", GRPOConfig, "GRPO: group-normalized outcome advantages, clipped surrogate, k3 KL, entropy bonus.")
 class GRPO(PolicyGradientLearner):
     def loss(self, batch: Batch):
         return self.rl_terms(batch)
@@ -29,6 +28,5 @@ class SkillGRPOConfig(LearnerConfig):
     """Skill-GRPO: GRPO whose rollouts show retrieved skills in the student prompt."""
 
 
-@register_learner("skill_grpo", SkillGRPOConfig, "Skill-GRPO: GRPO with retrieved skills in the student's own prompt.")
 class SkillGRPO(GRPO):
     student_skills = True

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from learners import losses
-from learners.base import Batch, LearnerConfig, PolicyGradientLearner, register_learner
+from learners.base import Batch, LearnerConfig, PolicyGradientLearner
 
 
 @dataclass
@@ -25,7 +25,6 @@ class OPSDConfig(LearnerConfig):
     """Cap on the importance weight π_θ / π_sampling."""
 
 
-@register_learner("opsd", OPSDConfig, "OPSD: on-policy self-distillation alone (sampled-token reverse KL to the skill-conditioned teacher).")
 class OPSD(PolicyGradientLearner):
     uses_teacher = True
 
@@ -34,7 +33,5 @@ class OPSD(PolicyGradientLearner):
         c = self.config
         distill = losses.importance_weighted_reverse_kl(batch.logp, batch.teacher_logp, batch.old_logp, batch.mask, max_weight=c.max_is_weight)
         stats = {"distill_loss": distill.detach()}
-        _, gate_stats = losses.sdar_gated_loss(batch.logp, batch.teacher_logp, batch.mask, beta=5.0)
-        stats["teacher_gap_mean"] = gate_stats["teacher_gap_mean"]
         reg, reg_stats = self.regularizers(batch)
         return c.distill_coef * distill + reg, stats | reg_stats

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from learners import losses
-from learners.base import Batch, LearnerConfig, PolicyGradientLearner, register_learner
+from learners.base import Batch, LearnerConfig, PolicyGradientLearner
 
 
 @dataclass
@@ -25,7 +25,6 @@ class RLSDConfig(LearnerConfig):
     """Share of the advantage that is teacher-weighted (0 recovers GRPO)."""
 
 
-@register_learner("rlsd", RLSDConfig, "RLSD: GRPO whose token advantages are rescaled (never re-signed) by the teacher–student ratio.")
 class RLSD(PolicyGradientLearner):
     uses_teacher = True
 
@@ -35,6 +34,4 @@ class RLSD(PolicyGradientLearner):
         adv = losses.rlsd_token_advantages(batch.advantages, batch.logp, batch.teacher_logp, eps_w=c.weight_clip, mix=c.mix)
         total, stats = self.rl_terms(batch, advantages=adv)
         stats["rlsd_weight_mean"] = (adv.abs().sum() / batch.advantages.abs().sum().clamp(min=1e-8)).detach()
-        _, gate_stats = losses.sdar_gated_loss(batch.logp, batch.teacher_logp, batch.mask, beta=5.0)
-        stats["teacher_gap_mean"] = gate_stats["teacher_gap_mean"]
         return total, stats

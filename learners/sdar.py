@@ -14,7 +14,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from learners import losses
-from learners.base import Batch, LearnerConfig, PolicyGradientLearner, register_learner
+from learners.base import Batch, LearnerConfig, PolicyGradientLearner
+
+
+SDAR_METRICS = ("gate_mean", "gate_active_ratio")
+"""Gate statistics logged as ``sdar/<name>``, as the paper's plots name them (with ``sdar/distill_loss``;
+the teacher gap, ``sdar/teacher_gap_mean``, is logged by the shared update for every learner with a teacher)."""
 
 
 @dataclass
@@ -27,7 +32,6 @@ class SDARConfig(LearnerConfig):
     """β: sharpness of the sigmoid gate on the teacher–student gap."""
 
 
-@register_learner("sdar", SDARConfig, "SDAR: GRPO + λ · sigmoid-gated self-distillation from the skill-conditioned teacher.")
 class SDAR(PolicyGradientLearner):
     uses_teacher = True
 
@@ -35,7 +39,8 @@ class SDAR(PolicyGradientLearner):
         assert batch.teacher_logp is not None
         rl, stats = self.rl_terms(batch)
         distill, gate_stats = losses.sdar_gated_loss(batch.logp, batch.teacher_logp, batch.mask, beta=self.config.gate_beta)
-        stats.update(gate_stats, distill_loss=distill.detach())
+        stats.update({f"sdar/{k}": gate_stats[k] for k in SDAR_METRICS})
+        stats["sdar/distill_loss"] = distill.detach()
         return rl + self.config.distill_coef * distill, stats
 
 
@@ -46,6 +51,5 @@ class GRPOOPSDConfig(SDARConfig):
     gate_beta: float = 0.0
 
 
-@register_learner("grpo_opsd", GRPOOPSDConfig, "GRPO+OPSD: SDAR with β = 0, i.e. a constant gate of 0.5.")
 class GRPOOPSD(SDAR):
     pass

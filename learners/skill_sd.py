@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from learners import losses
-from learners.base import Batch, LearnerConfig, PolicyGradientLearner, register_learner
+from learners.base import Batch, LearnerConfig, PolicyGradientLearner
 
 
 @dataclass
@@ -25,7 +25,6 @@ class SkillSDConfig(LearnerConfig):
     """Cap on the importance weight π_θ / π_sampling."""
 
 
-@register_learner("skill_sd", SkillSDConfig, "Skill-SD: GRPO + importance-weighted reverse KL to the skill-conditioned teacher.")
 class SkillSD(PolicyGradientLearner):
     uses_teacher = True
 
@@ -35,6 +34,4 @@ class SkillSD(PolicyGradientLearner):
         rl, stats = self.rl_terms(batch)
         distill = losses.importance_weighted_reverse_kl(batch.logp, batch.teacher_logp, batch.old_logp, batch.mask, max_weight=c.max_is_weight)
         stats["distill_loss"] = distill.detach()
-        _, gate_stats = losses.sdar_gated_loss(batch.logp, batch.teacher_logp, batch.mask, beta=5.0)
-        stats["teacher_gap_mean"] = gate_stats["teacher_gap_mean"]
         return rl + c.distill_coef * distill, stats

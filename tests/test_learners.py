@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 import torch
 
-from learners.base import LEARNERS, learner_entry, make_config, make_learner
+from learners.algorithms import LEARNERS, learner_entry, make_config, make_learner
 from learners.policy_model import PolicyModel, PolicyModelConfig
 from learners.teacher import SkillContext, insert_context, user_header_ids
 from sdar_gym.core import ConfigError
