@@ -1,1 +1,2 @@
-"""FastAPI servers hosting sdar-gym envs (and the retriever), with clients that look like local envs."""
+"""FastAPI servers hosting sdar-gym envs and the Search-QA retriever. Their clients live in the gym
+(``sdar_gym.rollout.pools.http_client``, ``sdar_gym.envs.search_qa.retrievers.HTTPRetriever``)."""

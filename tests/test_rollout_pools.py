@@ -16,7 +16,7 @@ import httpx
 import pytest
 from rollout_support import ALFWORLD_KWARGS, TASK_BOOK, require_alfworld
 
-from env_servers.client import RemoteEnv
+from sdar_gym.rollout.pools.http_client import RemoteEnv
 from sdar_gym.core import INFO_KEYS, ConfigError
 from sdar_gym.rollout import EnvWorkerError, ExpertPolicy, RandomPolicy, collect, make_pool
 

@@ -25,7 +25,7 @@ class HttpPool(EnvPool):
         timeout_s: float = 120.0,
     ) -> None:
         super().__init__(env, num_envs, env_kwargs)
-        from env_servers.client import AsyncEnvClient
+        from sdar_gym.rollout.pools.http_client import AsyncEnvClient
 
         urls = [urls] if isinstance(urls, str) else list(urls)
         if not urls:
@@ -54,7 +54,7 @@ class HttpPool(EnvPool):
     async def _run(self, slot: int, method: str, *args: Any) -> Any:
         import httpx
 
-        from env_servers.client import EnvServerError
+        from sdar_gym.rollout.pools.http_client import EnvServerError
 
         self._check_slot(slot)
         client = self._slot_client[slot]

@@ -1,5 +1,6 @@
-"""Clients of the env server: :class:`RemoteEnv` behaves like a local TextEnv; :class:`AsyncEnvClient`
-is what the http rollout pool uses."""
+"""Clients of the env server (``sdar-gym serve env``): :class:`RemoteEnv` behaves like a local TextEnv;
+:class:`AsyncEnvClient` is what the http rollout pool uses. They speak JSON over HTTP and import
+nothing from ``env_servers``."""
 from __future__ import annotations
 
 from typing import Any
