@@ -21,7 +21,7 @@ from pathlib import Path
 import tyro
 
 from sdar_gym.envs.alfworld.data import TASK_TYPES, find_games
-from sdar_gym.envs.alfworld.engines import TextWorldEngine
+from sdar_gym.envs.alfworld.textworld_engine import TextWorldEngine
 from sdar_gym.envs.alfworld.fast import FastEngine
 from sdar_gym.envs.alfworld.fast import engine as fast_engine
 from sdar_gym.io import atomic_write_json

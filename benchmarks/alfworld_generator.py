@@ -25,7 +25,7 @@ import tyro
 
 from sdar_gym.envs.alfworld import generator as gen
 from sdar_gym.envs.alfworld.data import TASK_TYPES, find_games
-from sdar_gym.envs.alfworld.engines import TextWorldEngine
+from sdar_gym.envs.alfworld.textworld_engine import TextWorldEngine
 from sdar_gym.io import atomic_write_json
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld"

@@ -9,7 +9,8 @@ import pytest
 
 import sdar_gym  # noqa: F401 (registers the gymnasium ids)
 from sdar_gym.core import DataError
-from sdar_gym.envs.alfworld.engines import ENGINES, NOTHING_HAPPENS, EngineState
+from sdar_gym.envs.alfworld.engines import ENGINES
+from sdar_gym.envs.alfworld.protocol import NOTHING_HAPPENS, EngineState
 from sdar_gym.envs.alfworld.equivalence import compare_split, later_grammar_split
 from sdar_gym.envs.alfworld.fast import FastEngine
 from sdar_gym.envs.alfworld.fast.text import demangle_names

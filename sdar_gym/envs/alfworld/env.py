@@ -13,7 +13,8 @@ from sdar_gym.envs.alfworld.data import (
     find_games,
     generated_data_dir,
 )
-from sdar_gym.envs.alfworld.engines import ENGINES, NOTHING_HAPPENS, EngineState
+from sdar_gym.envs.alfworld.engines import ENGINES
+from sdar_gym.envs.alfworld.protocol import NOTHING_HAPPENS, EngineState
 from sdar_gym.envs.alfworld.experts import EXPERTS
 
 TASK_PREFIX = "Your task is to: "

@@ -1,39 +1,10 @@
-"""Text engines that play an ALFWorld ``game.tw-pddl`` file.
-
-An engine loads one game, resets it, applies text commands, and can plan from the current state.
-The env (``env.py``) is written against :class:`Engine` only, so engines are interchangeable.
-"""
+"""The unmodified alfworld/TextWorld engine, behind the engine protocol (``protocol.py``)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
 
 from sdar_gym.envs.alfworld.data import load_game
-
-NOTHING_HAPPENS = "Nothing happens."
-"""The engine's answer to a command that is not applicable; such an action is invalid."""
-
-
-@dataclass
-class EngineState:
-    feedback: str
-    """The text the game prints after reset or after the last command."""
-    admissible: list[str]
-    """Sorted, de-duplicated commands applicable now (ALFWorld's ``admissible_commands``)."""
-    won: bool
-
-
-class Engine(Protocol):
-    def load(self, game_file: Path) -> None: ...
-
-    def reset(self) -> EngineState: ...
-
-    def step(self, command: str) -> EngineState: ...
-
-    def plan(self) -> list[str]:
-        """A winning command sequence from the current state (empty when none is found)."""
-        ...
+from sdar_gym.envs.alfworld.protocol import EngineState
 
 
 class TextWorldEngine:
@@ -73,13 +44,3 @@ class TextWorldEngine:
     def plan(self) -> list[str]:
         pddl_env = self._env.unwrapped
         return list(pddl_env._pddl_state.replan(pddl_env._entity_infos))
-
-
-def _fast_engine() -> Engine:
-    from sdar_gym.envs.alfworld.fast import FastEngine  # imported lazily: it builds on this module
-
-    return FastEngine()
-
-
-ENGINES: dict[str, Callable[[], Engine]] = {"textworld": TextWorldEngine, "fast": _fast_engine}
-"""Engine constructors by name, as passed to ``make(..., engine=NAME)``."""

@@ -14,7 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from sdar_gym.core import DataError
-from sdar_gym.envs.alfworld.engines import NOTHING_HAPPENS, EngineState, TextWorldEngine
+from sdar_gym.envs.alfworld.protocol import NOTHING_HAPPENS, EngineState
+from sdar_gym.envs.alfworld.textworld_engine import TextWorldEngine
 from sdar_gym.envs.alfworld.fast.compile import CompiledGame, default_cache_dir, load_compiled
 from sdar_gym.envs.alfworld.fast.text import Entity, Facts, Grammar, demangle_names
 
