@@ -1,4 +1,4 @@
-"""SkillLibrary: skills, their embeddings in a FAISS index, retrieval strategies and UCB state.
+"""SkillLibrary: skills and their embeddings in a FAISS index, retrieved with the strategies of ``skills.strategies``.
 
 On disk a library is a folder of two files, written together in one atomic rename:
 
@@ -26,7 +26,7 @@ from sdar_gym.io import atomic_dir
 from skills.embedders import Embedder, l2_normalize, make_embedder
 from skills.records import Skill, check_unique_ids
 from skills.render import render_context
-from skills.strategies import STRATEGIES, Query
+from skills.strategies import STRATEGIES, UCB, Query
 
 FORMAT = "sdar-gym/skill-library"
 FORMAT_VERSION = 1
@@ -76,19 +76,14 @@ class SkillLibrary:
     embedder: Embedder
     index: Any
     """The FAISS index over ``embeddings``."""
-    ucb_c: float = 1.0
-    """UCB exploration weight."""
-    ucb_counts: np.ndarray = field(default=None)  # type: ignore[assignment]
-    """How many rewarded retrievals showed each skill."""
-    ucb_sums: np.ndarray = field(default=None)  # type: ignore[assignment]
-    """The summed rewards of those retrievals."""
+    ucb: UCB = field(default=None)  # type: ignore[assignment]
+    """The UCB strategy of this library, with its state (shows and rewards per skill)."""
     meta: dict[str, Any] = field(default_factory=dict)
     """Free metadata saved in the sidecar (e.g. what the library was built from)."""
 
     def __post_init__(self) -> None:
         n = len(self.skills)
-        self.ucb_counts = np.zeros(n) if self.ucb_counts is None else np.asarray(self.ucb_counts, dtype=float)
-        self.ucb_sums = np.zeros(n) if self.ucb_sums is None else np.asarray(self.ucb_sums, dtype=float)
+        self.ucb = UCB.from_state(n) if self.ucb is None else self.ucb
         self._pos = {s.id: i for i, s in enumerate(self.skills)}
         self._query_cache: dict[str, np.ndarray] = {}
         self._clusters: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
@@ -168,7 +163,7 @@ class SkillLibrary:
             "dim": self.dim,
             "count": len(self),
             "index": {"kind": self.index_kind, **({"nlist": self.index.nlist, "nprobe": self.index.nprobe} if self.index_kind == "ivf" else {})},
-            "ucb": {"c": self.ucb_c, "counts": self.ucb_counts.tolist(), "sums": self.ucb_sums.tolist()},
+            "ucb": self.ucb.state(),
             "meta": self.meta,
             "skills": [s.to_dict() for s in self.skills],
         }
@@ -216,19 +211,21 @@ class SkillLibrary:
             index.make_direct_map()
         vectors = index.reconstruct_n(0, index.ntotal) if index.ntotal else np.zeros((0, dim), np.float32)
         skills = [Skill.from_dict(d, f"{path / SIDECAR} skill {i}") for i, d in enumerate(side["skills"])]
-        ucb = side.get("ucb", {})
         return cls(
             skills,
             vectors,
             embedder if embedder is not None else make_embedder(name),
             index,
-            ucb_c=float(ucb.get("c", 1.0)),
-            ucb_counts=ucb.get("counts"),
-            ucb_sums=ucb.get("sums"),
+            ucb=UCB.from_state(len(skills), side.get("ucb")),
             meta=side.get("meta", {}),
         )
 
     # ---- retrieval -----------------------------------------------------------------------------
+
+    @property
+    def ucb_counts(self) -> np.ndarray:
+        """How many rewarded retrievals showed each skill (the UCB strategy's state)."""
+        return self.ucb.counts
 
     def __len__(self) -> int:
         return len(self.skills)
@@ -262,7 +259,8 @@ class SkillLibrary:
         if k < 1:
             raise ConfigError(f"k must be at least 1, got {k}")
         query = Query(task, task_type, k, np.random.default_rng(seed), seed)
-        ranked = STRATEGIES[strategy](self, query)
+        rank = self.ucb if STRATEGIES[strategy] is UCB else STRATEGIES[strategy]
+        ranked = rank(self, query)
         chosen = [self.skills[i] for i, _ in ranked]
         context, shown, truncated = render_context(chosen, budget_chars, budget_tokens, tokenizer)
         return Retrieval(shown, [score for _, score in ranked[: len(shown)]], context, strategy, truncated)
@@ -275,8 +273,7 @@ class SkillLibrary:
             i = self._pos.get(skill_id)
             if i is None:
                 raise ConfigError(f"cannot update unknown skill id {skill_id!r}")
-            self.ucb_counts[i] += 1
-            self.ucb_sums[i] += reward
+            self.ucb.update([i], reward)
 
     # ---- helpers the strategies use ------------------------------------------------------------
 
