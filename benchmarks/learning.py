@@ -32,13 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from learners.cli import SFTArgs, TrainArgs  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
-from learners.sft import build_sft_policy, demo_env_kwargs  # noqa: E402
-from learners.trainer import Trainer, task_list  # noqa: E402
+from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
+from learners.trainer import Trainer, TrainArgs  # noqa: E402
 from sdar_gym.core import sdar_gym_home  # noqa: E402
 from sdar_gym.io import atomic_write_json  # noqa: E402
+from sdar_gym.registration import task_list  # noqa: E402
 from sdar_gym.rollout import make_pool  # noqa: E402
 from sdar_gym.rollout.types import SamplingParams  # noqa: E402
 
@@ -105,7 +105,7 @@ def _rss_mb() -> float:
 def _update_worker(learner: str, warm: str, episodes, lr: float, repeats: int, queue) -> None:
     """In a fresh process: the memory rise of the first update of ``learner``, then ``repeats`` timed updates."""
     torch.set_num_threads(1)
-    from learners.base import make_learner
+    from learners.algorithms import make_learner
     from learners.teacher import SkillContext
     from sdar_gym.agent import TextAgent
     from skills import default_library

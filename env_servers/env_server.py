@@ -280,7 +280,9 @@ class ServeEnvArgs:
 
         if not 0 < self.port < 65536:
             raise ConfigError(f"port must be in 1..65535, got {self.port}")
-        kwargs: dict[str, Any] = {k: _parse(v) for k, v in self.env_kwargs.items()}
+        from sdar_gym.registration import parse_env_kwargs
+
+        kwargs = parse_env_kwargs(self.env_kwargs)
         for key in ("split", "data_dir", "max_steps"):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
@@ -289,10 +291,3 @@ class ServeEnvArgs:
             print("sdar-gym: warning: serving on a non-loopback interface without a token", flush=True)
         app = create_app(self.env, kwargs, token, self.max_envs, self.max_request_bytes)
         uvicorn.run(app, host=self.host, port=self.port, log_level="warning")
-
-
-def _parse(value: str) -> Any:
-    try:
-        return json.loads(value)
-    except json.JSONDecodeError:
-        return value

@@ -6,15 +6,53 @@ Each of the first ``episodes`` tasks is played once, with a sampling seed fixed 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from rich.console import Console
 from rich.table import Table
 
-from learners.cli import EvalArgs, parse_env_kwargs
 from sdar_gym.core import ConfigError, DataError
 from sdar_gym.io import atomic_write_json
+from sdar_gym.registration import parse_env_kwargs, task_list
 from sdar_gym.rollout.types import Episode, SamplingParams
+
+
+@dataclass
+class EvalArgs:
+    """Evaluate a policy and print the paper's Table 1 breakdown for the env."""
+
+    env: str = "alfworld"
+    """Env short name or gymnasium id."""
+    model: str | None = None
+    """Hugging Face id or local folder (omit both this and --checkpoint for the built-in tiny policy)."""
+    checkpoint: Path | None = None
+    """A training run folder or one of its checkpoints/step_N folders."""
+    split: str | None = None
+    """Data split for envs that have splits (ALFWorld: valid_seen, valid_unseen)."""
+    episodes: int = 50
+    """Tasks to evaluate (each played once); the first N task ids of the split, in order."""
+    batch_size: int = 8
+    """Episodes run side by side; results do not depend on it."""
+    max_turns: int = 50
+    temperature: float = 0.0
+    """0 is greedy decoding."""
+    max_new_tokens: int = 256
+    seed: int = 0
+    env_pool: Literal["inline", "process", "ray", "http"] = "inline"
+    env_kwargs: dict[str, str] = field(default_factory=dict)
+    """Extra env constructor arguments."""
+    output: Path | None = None
+    """Also write the breakdown as JSON here."""
+    threads: int = 0
+    """Torch CPU threads (0: default)."""
+
+    def run(self) -> dict[str, float]:
+        from learners.policy_model import set_threads
+
+        set_threads(self.threads)
+        return run_eval(self)
 
 
 def evaluate(policy, env: str, env_kwargs: dict, tasks: list, max_turns: int, batch_size: int, sampling: SamplingParams, seed: int, pool_kind: str = "inline") -> list[Episode]:
@@ -61,7 +99,6 @@ def _model_folder(args: EvalArgs) -> str:
 
 def run_eval(args: EvalArgs) -> dict[str, float]:
     from learners.policy_model import PolicyModel, PolicyModelConfig
-    from learners.trainer import task_list
 
     if args.episodes < 1 or args.batch_size < 1:
         raise ConfigError("--episodes and --batch-size must be at least 1")

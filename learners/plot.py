@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
+
+import tyro
 
 from learners.run_log import read_metrics
 from sdar_gym.core import DataError
@@ -63,3 +67,18 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None, smooth: int = 1
         written.append(save_figure(fig, out_dir / f"{name}.png"))
     print("\n".join(str(p) for p in written))
     return written
+
+
+@dataclass
+class PlotArgs:
+    """Save PNG curves of a run: success, reward, SDAR gate mean and teacher gap."""
+
+    run_dir: Annotated[Path, tyro.conf.Positional]
+    """A run folder written by ``sdar-gym train``."""
+    out: Path | None = None
+    """Folder for the PNGs (default: RUN_DIR/plots)."""
+    smooth: int = 1
+    """Moving-average window in steps."""
+
+    def run(self) -> list[Path]:
+        return plot_run(self.run_dir, self.out, self.smooth)

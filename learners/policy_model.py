@@ -41,6 +41,14 @@ class PolicyModelConfig:
     """Response positions per logits slab when computing log-probs (bounds the [chunk, vocab] tensor)."""
 
 
+def set_threads(n: int) -> None:
+    """Torch CPU threads for a command's ``--threads`` (0 keeps torch's default)."""
+    if n < 0:
+        raise ConfigError(f"threads must be >= 0, got {n}")
+    if n:
+        torch.set_num_threads(n)
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

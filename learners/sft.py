@@ -15,15 +15,55 @@ import hashlib
 import json
 import random
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from learners.cli import SFTArgs, parse_env_kwargs
 from sdar_gym.core import DataError, sdar_gym_home
 from sdar_gym.io import atomic_dir, atomic_write_jsonl, read_jsonl
 from sdar_gym.progress import progress_bar
+from sdar_gym.registration import parse_env_kwargs, task_list
+
+
+@dataclass
+class SFTArgs:
+    """Build the built-in tiny policy: a tokenizer trained on env text and a small Qwen2 model
+    warm-started by supervised learning on the env's expert demonstrations."""
+
+    env: str = "alfworld"
+    """Env whose expert demonstrations to learn from."""
+    output: Path | None = None
+    """Where to save the model (default: the cache the trainer uses when --model is omitted)."""
+    games: int = 200
+    """Expert episodes (one per task) to learn from (ALFWorld's generated train split has 200)."""
+    epochs: int = 10
+    """Passes over the demonstrations."""
+    lr: float = 2e-3
+    batch_size: int = 8
+    vocab_size: int = 2048
+    """Size of the byte-level BPE vocabulary trained on the demonstrations' text."""
+    hidden_size: int = 128
+    """Big enough to reach a non-trivial held-out success (about 15% on generated ALFWorld), small
+    enough to build in about 10 minutes on one CPU core (see benchmarks/results/learning.json)."""
+    num_layers: int = 3
+    max_turns: int = 30
+    skip_task_types: list[str] = field(default_factory=list)
+    """Task types left out of the demonstrations (e.g. pick_two_obj_and_place when demonstrating on
+    real ALFWorld games, whose planner can take minutes per Pick2 game on a small CPU)."""
+    env_kwargs: dict[str, str] = field(default_factory=dict)
+    """Extra env constructor arguments (e.g. data_dir, split); for ALFWorld they default to the
+    generated train split on the fast engine (the env spec's ``demo_env_kwargs``)."""
+    seed: int = 0
+    force: bool = False
+    """Rebuild even if the output already holds a model."""
+    threads: int = 0
+    """Torch CPU threads (0: default)."""
+
+    def run(self) -> Path:
+        from learners.policy_model import set_threads
+
+        set_threads(self.threads)
+        return build_sft_policy(self)
 
 
 RECIPE_VERSION = 2
@@ -57,7 +97,7 @@ def ensure_tiny_policy(env: str, progress: bool = True, env_kwargs: dict[str, An
     from rich.console import Console
 
     Console(stderr=True).print(f"[bold]Building the built-in tiny policy for {env}[/bold] (first use; cached in {folder})")
-    return build_sft_policy(SFTArgs(env=env, output=folder, env_kwargs={k: str(v) for k, v in (env_kwargs or {}).items()}), progress=progress)
+    return build_sft_policy(SFTArgs(env=env, output=folder, env_kwargs=dict(env_kwargs or {})), progress=progress)
 
 
 def expert_demonstrations(
@@ -69,7 +109,6 @@ def expert_demonstrations(
     is cached as JSONL under ``sdar_gym_home()/demos`` keyed by these arguments, because the
     ALFWorld planner is slow and benchmarks rebuild policies from the same demonstrations.
     """
-    from learners.trainer import task_list
     from sdar_gym.rollout import ExpertPolicy, collect, make_pool
 
     pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
@@ -93,6 +132,8 @@ def expert_demonstrations(
 
 def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | None = None) -> Path:
     """Run the SFT warm start of :class:`SFTArgs` (on ``tasks`` when given) and save it."""
+    import torch
+
     from learners.policy_model import PolicyModel, PolicyModelConfig
     from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
 
@@ -101,8 +142,6 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         return out
     env_kwargs = demo_env_kwargs(args.env, parse_env_kwargs(args.env_kwargs))
     if tasks is None and args.skip_task_types:
-        from learners.trainer import task_list
-
         ids, types = task_list(args.env, env_kwargs)
         tasks = [t for t in ids if types.get(t) not in args.skip_task_types]
     start = time.perf_counter()

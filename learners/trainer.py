@@ -15,35 +15,91 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
-
-from learners.base import PolicyGradientLearner, learner_entry, make_learner
-from learners.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from learners.cli import TrainArgs, parse_env_kwargs
-from sdar_gym.rollout.collector import episode_metrics
-from learners.policy_model import PolicyModel, PolicyModelConfig
 from learners.run_log import RunLog
 from learners.teacher import SkillContext
 from sdar_gym.core import ConfigError, DataError
 from sdar_gym.io import atomic_write_json
+from sdar_gym.registration import parse_env_kwargs, task_list
+from sdar_gym.rollout.collector import episode_metrics
 from sdar_gym.rollout.types import Episode, SamplingParams
 
+if TYPE_CHECKING:
+    from learners.base import PolicyGradientLearner
+    from learners.policy_model import PolicyModel
 
-def task_list(env: str, env_kwargs: dict[str, Any]) -> tuple[list[Any], dict[str, str]]:
-    """The env's task ids (or reset seeds when it has none) and each id's task type when known."""
-    from sdar_gym.registration import make_env
+# torch loads on use (below), so that `sdar-gym` parses TrainArgs without it.
 
-    target = make_env(env, **env_kwargs).unwrapped
-    try:
-        ids = list(target.task_ids)
-        types = {g.task_id: g.task_type for g in getattr(target, "games", [])}
-    finally:
-        target.close()
-    return (ids or list(range(10_000))), types
+
+@dataclass
+class TrainArgs:
+    """Train a policy with RL on an env: ``sdar-gym train --learner sdar --env alfworld``."""
+
+    learner: str = "sdar"
+    """Learner name: grpo, sdar, opsd, grpo_opsd, skill_grpo, rlsd, skill_sd."""
+    env: str = "alfworld"
+    """Env short name or gymnasium id (see ``sdar-gym envs``)."""
+    model: str | None = None
+    """Hugging Face id or local folder; omitted, the built-in tiny policy is used (built on first use)."""
+    steps: int = 100
+    """RL steps (one rollout batch and one policy update each)."""
+    group_size: int = 8
+    """G: rollouts per task; advantages are normalized within each group."""
+    tasks_per_step: int = 16
+    """Tasks (groups) per step; a step rolls out tasks_per_step × group_size episodes."""
+    max_turns: int = 50
+    """Turns per episode at most."""
+    skills: str = "topk"
+    """Skill retrieval strategy for the teacher (and the student, for skill_grpo): full, task_type, topk, kmeans, ucb, random."""
+    skills_k: int = 3
+    """Skills retrieved per task."""
+    skills_embedder: str = "default"
+    """Embedder of the skill library: default (MiniLM), hashing, or a sentence-transformers id."""
+    skills_budget_chars: int | None = None
+    """Cap on the rendered skill context, in characters."""
+    env_pool: Literal["inline", "process", "ray", "http"] = "inline"
+    """Where envs run: in this process, worker processes, Ray actors, or HTTP env servers."""
+    num_envs: int = 8
+    """Env slots in the pool (and the generation batch size)."""
+    env_kwargs: dict[str, str] = field(default_factory=dict)
+    """Extra env constructor arguments, e.g. ``--env-kwargs data_dir DIR split train``."""
+    output: Path = Path("runs/run")
+    """Run folder: metrics.jsonl, tensorboard/, checkpoints/, config.json."""
+    resume: bool = False
+    """Continue the run in --output from its latest checkpoint."""
+    seed: int = 0
+    """Seed of task sampling and generation; a resumed run replays the same choices."""
+    temperature: float = 1.0
+    """Sampling temperature of the rollout."""
+    max_new_tokens: int = 256
+    """Tokens per response at most."""
+    learner_args: dict[str, str] = field(default_factory=dict)
+    """Learner settings, e.g. ``--learner-args lr 1e-5 distill_coef 0.02 gate_beta 5``."""
+    lora_rank: int = 0
+    """LoRA rank (0: full fine-tuning)."""
+    dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
+    """Model dtype (auto: bf16 on a GPU, fp32 on CPU)."""
+    device: str = "auto"
+    """Torch device (auto: cuda when available)."""
+    save_every: int = 10
+    """Checkpoint every this many steps (and at the end)."""
+    threads: int = 0
+    """Torch CPU threads (0: torch's default; 1 is often faster on a busy shared CPU)."""
+    tensorboard: bool = True
+    """Also write TensorBoard event files."""
+    wandb_project: str | None = None
+    """Log to this Weights & Biases project (needs wandb installed)."""
+    progress: bool = True
+    """Show a rich progress bar."""
+
+    def run(self) -> dict[str, float]:
+        from learners.policy_model import set_threads
+
+        set_threads(self.threads)
+        return Trainer(self).train()
 
 
 def step_tasks(all_tasks: list[Any], n: int, seed: int, step: int) -> list[Any]:
@@ -53,6 +109,9 @@ def step_tasks(all_tasks: list[Any], n: int, seed: int, step: int) -> list[Any]:
 
 
 def load_policy(cfg: TrainArgs) -> PolicyModel:
+    from learners.algorithms import learner_entry
+    from learners.policy_model import PolicyModel, PolicyModelConfig
+
     model = cfg.model
     if model is None:
         from learners.sft import ensure_tiny_policy
@@ -86,6 +145,9 @@ def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: i
 
 class Trainer:
     def __init__(self, cfg: TrainArgs, policy: PolicyModel | None = None, skills: SkillContext | None = None) -> None:
+        from learners.algorithms import learner_entry, make_learner
+        from learners.checkpoint import latest_checkpoint, load_checkpoint
+
         entry = learner_entry(cfg.learner)
         for name in ("steps", "group_size", "tasks_per_step", "max_turns", "num_envs"):
             if getattr(cfg, name) < 1:
@@ -114,6 +176,7 @@ class Trainer:
         return self.skills.text
 
     def train(self) -> dict[str, float]:
+        from learners.checkpoint import save_checkpoint
         from sdar_gym.progress import progress_bar
         from sdar_gym.rollout import make_pool
 
@@ -138,6 +201,8 @@ class Trainer:
 
     def train_step(self, pool) -> dict[str, float]:
         """One RL step (rollout on this step's tasks, then one learner update); returns its metrics."""
+        import torch
+
         cfg = self.cfg
         step = self.step + 1
         torch.manual_seed(cfg.seed * 1_000_003 + step)

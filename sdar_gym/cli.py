@@ -1,21 +1,22 @@
 """The ``sdar-gym`` command line (tyro).
 
-Each subcommand is a dataclass of arguments with a ``run()`` method, found in the registries
-below. Groups (``data``, ``skills``, ``serve``) are registries of their own. Argument classes
-live beside the code they drive and must not import torch at module import.
+Each subcommand is a dataclass of arguments with a ``run()`` method; groups (``data``, ``check``,
+``serve``, ``skills``) are registries of their own. The gym's own subcommands are listed here.
+Packages above the gym (learners, skills, env_servers) plug theirs in through the entry-point
+group ``sdar_gym.commands`` (pyproject.toml), as pytest and flake8 plugins do: each entry names a
+registry of the same shape, so the gym never imports them. Argument classes live beside the code
+they drive and must not import torch at module import.
 """
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, make_dataclass
+from importlib.metadata import entry_points
 from typing import Annotated, Any, Union
 
 import tyro
 
-from env_servers.env_server import ServeEnvArgs
-from env_servers.retriever import ServeRetrieverArgs
-from learners.cli import EvalArgs, PlotArgs, SFTArgs, TrainArgs
-from sdar_gym.core import SdarGymError
+from sdar_gym.core import ConfigError, SdarGymError
 from sdar_gym.envs.alfworld.equivalence import EquivalenceArgs
 from sdar_gym.envs.alfworld.fast.compile import CompileArgs
 from sdar_gym.envs.alfworld.generator import GenerateALFWorldArgs
@@ -23,7 +24,6 @@ from sdar_gym.envs.search_qa.generator import GenerateSearchQAArgs
 from sdar_gym.envs.search_qa.retrievers import BuildSearchIndexArgs
 from sdar_gym.envs.webshop.generator import GenerateWebShopArgs
 from sdar_gym.play import PlayArgs
-from skills.cli import SkillsBuildArgs, SkillsQueryArgs, SkillsStatsArgs
 
 
 @dataclass
@@ -45,24 +45,19 @@ class EnvsArgs:
 
 
 Registry = dict[str, tuple[Any, str]]
-"""Subcommand name -> (argument dataclass or nested group, one-line description)."""
+"""Subcommand name -> (argument dataclass or nested registry, one-line description)."""
+
+PLUGIN_GROUP = "sdar_gym.commands"
+"""Entry-point group through which upper packages add subcommands: ``name = "package.module:COMMANDS"``."""
 
 DATA_COMMANDS: Registry = {
     "alfworld": (GenerateALFWorldArgs, "Generate solvable ALFWorld games offline from the alfworld wheel's files."),
     "webshop": (GenerateWebShopArgs, "Generate a WebShop catalog and goals in the original's JSON schema."),
-    "search-qa": (GenerateSearchQAArgs, "Generate a synthetic encyclopedia corpus with single-hop, bridge and comparison questions."),
+    "search-qa": (
+        GenerateSearchQAArgs,
+        "Generate a synthetic encyclopedia corpus with single-hop, bridge and comparison questions.",
+    ),
     "search-qa-index": (BuildSearchIndexArgs, "Build and save a BM25 or dense index of a Search-QA corpus."),
-}
-
-SERVE_COMMANDS: Registry = {
-    "env": (ServeEnvArgs, "Host instances of an env over HTTP (JSON) for the http rollout pool."),
-    "retriever": (ServeRetrieverArgs, "Serve a saved search index with Search-R1's POST /retrieve schema."),
-}
-
-SKILL_COMMANDS: Registry = {
-    "build": (SkillsBuildArgs, "Build a skill library from skill files and/or episodes (JSONL)."),
-    "query": (SkillsQueryArgs, "Retrieve skills for a task text; print them with their scores."),
-    "stats": (SkillsStatsArgs, "Summarize a saved skill library."),
 }
 
 CHECK_COMMANDS: Registry = {
@@ -73,18 +68,26 @@ CHECK_COMMANDS: Registry = {
     "alfworld-compile": (CompileArgs, "Compile a split's games for the fast engine; exit 1 if any cannot be played."),
 }
 
-COMMANDS: Registry = {
+GYM_COMMANDS: Registry = {
     "envs": (EnvsArgs, "List the registered envs."),
     "data": (DATA_COMMANDS, "Generate offline data sets (games, catalogs, corpora)."),
     "check": (CHECK_COMMANDS, "Check engines and data for consistency."),
     "play": (PlayArgs, "Play episodes with a human, expert or random policy; print success per task type."),
-    "serve": (SERVE_COMMANDS, "Run servers: env hosts for the http rollout pool, the Search-QA retriever."),
-    "skills": (SKILL_COMMANDS, "Build, query and summarize skill libraries (privileged context for SDAR)."),
-    "train": (TrainArgs, "Train a policy with RL (sdar, grpo and the paper's baselines)."),
-    "eval": (EvalArgs, "Evaluate a policy; print the paper's Table 1 breakdown."),
-    "plot": (PlotArgs, "Save PNG curves (success, reward, gate, gap) of a training run."),
-    "sft": (SFTArgs, "Build the built-in tiny policy: SFT warm start on expert demonstrations."),
 }
+
+
+def plugin_commands() -> Registry:
+    """The subcommands installed packages plug in (entry points of :data:`PLUGIN_GROUP`, by name)."""
+    out: Registry = {}
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name):
+        for name, command in ep.load().items():
+            if name in out or name in GYM_COMMANDS:
+                raise ConfigError(f"two packages define the subcommand {name!r} (the second is {ep.value})")
+            out[name] = command
+    return out
+
+
+COMMANDS: Registry = {**GYM_COMMANDS, **plugin_commands()}
 
 
 def _group(registry: Registry) -> Any:

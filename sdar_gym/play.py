@@ -54,12 +54,12 @@ class PlayArgs:
     verbose: bool = False
     """Print every observation and action."""
     env_kwargs: dict[str, str] = field(default_factory=dict)
-    """Extra keyword arguments for the env constructor."""
+    """Extra keyword arguments for the env constructor (values parsed as JSON when they parse, else text)."""
 
     def run(self) -> dict[str, dict[str, float]]:
-        from sdar_gym.registration import make_env
+        from sdar_gym.registration import make_env, parse_env_kwargs
 
-        kwargs: dict = dict(self.env_kwargs)
+        kwargs = parse_env_kwargs(self.env_kwargs)
         for key in ("split", "max_steps", "data_dir"):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)

@@ -1,4 +1,5 @@
-"""``sdar-gym skills build | query | stats``: argument dataclasses (no torch at import)."""
+"""``sdar-gym skills build | query | stats``: argument dataclasses (no torch at import), and the registry
+that plugs them into the gym's CLI."""
 from __future__ import annotations
 
 from collections import Counter
@@ -127,7 +128,7 @@ class SkillsStatsArgs:
         console = Console()
         console.print(
             f"{len(library)} skills; embedder {library.embedder.name} (dim {library.dim}); {library.index_kind} index; "
-            f"{int(library.ucb_counts.sum())} UCB updates"
+            f"{int(library.ucb.counts.sum())} UCB updates"
         )
         for title, counter in (
             ("env", Counter(s.env or "-" for s in library.skills)),
@@ -140,12 +141,24 @@ class SkillsStatsArgs:
             for key, n in sorted(counter.items()):
                 table.add_row(key, str(n))
             console.print(table)
-        if library.ucb_counts.sum():
+        if library.ucb.counts.sum():
             table = Table(title="most-shown skills (UCB)")
             for column in ("id", "shown", "mean reward"):
                 table.add_column(column)
-            for i in library.ucb_counts.argsort()[::-1][:10]:
-                if library.ucb_counts[i]:
-                    table.add_row(library.skills[i].id, str(int(library.ucb_counts[i])), f"{library.ucb_sums[i] / library.ucb_counts[i]:.3f}")
+            for i in library.ucb.counts.argsort()[::-1][:10]:
+                if library.ucb.counts[i]:
+                    table.add_row(library.skills[i].id, str(int(library.ucb.counts[i])), f"{library.ucb.sums[i] / library.ucb.counts[i]:.3f}")
             console.print(table)
 
+
+COMMANDS = {
+    "skills": (
+        {
+            "build": (SkillsBuildArgs, "Build a skill library from skill files and/or episodes (JSONL)."),
+            "query": (SkillsQueryArgs, "Retrieve skills for a task text; print them with their scores."),
+            "stats": (SkillsStatsArgs, "Summarize a saved skill library."),
+        },
+        "Build, query and summarize skill libraries (privileged context for SDAR).",
+    ),
+}
+"""``sdar-gym skills ...``, plugged into the gym's CLI through the entry-point group ``sdar_gym.commands``."""

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from learners.cli import EvalArgs, PlotArgs, TrainArgs
+from learners.evaluate import EvalArgs
+from learners.plot import PlotArgs
+from learners.trainer import TrainArgs
 from learners.run_log import read_metrics
 from sdar_gym.core import ConfigError, DataError
 from sdar_gym.specs import ENV_SPECS as ENVS
@@ -133,7 +135,7 @@ def test_sft_warm_start_fits_demonstrations_and_is_cached(tmp_path, monkeypatch)
     import json
 
     from learners import sft
-    from learners.cli import SFTArgs
+    from learners.sft import SFTArgs
 
     demos = [
         ([{"role": "user", "content": f"Your task is to: put a mug in cabinet {i % 3}. Admissible: 'go to cabinet {i % 3}', 'look'"}],
@@ -174,7 +176,7 @@ def test_sft_demonstrations_default_to_generated_train_games():
 def test_eval_does_not_depend_on_batch_size(tiny_model):
     from learners.evaluate import evaluate
     from learners.policy_model import PolicyModel, PolicyModelConfig
-    from learners.trainer import task_list
+    from sdar_gym.registration import task_list
     from sdar_gym.rollout.types import SamplingParams
 
     kwargs = env_kwargs("alfworld")
