@@ -5,8 +5,7 @@ so CLI argument classes and the gym can refer to this package cheaply.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sdar_gym.core import lazy_attributes
 
 _LAZY = {
     "HFPolicy": "learners.hf_policy",
@@ -18,10 +17,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'learners' has no attribute {name!r}")
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = list(_LAZY)

@@ -5,7 +5,9 @@ is text. Learners and the rollout layer rely only on what is defined here.
 """
 from __future__ import annotations
 
+import importlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -97,6 +99,18 @@ class TextEnv(gym.Env[str, str]):
         if not isinstance(action, str):
             raise TypeError(f"action must be a str, got {type(action).__name__}: {action!r:.80}")
         return action
+
+
+def lazy_attributes(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A package ``__getattr__`` (PEP 562) that imports ``names[attr]``'s module on first use, so
+    importing the package stays cheap (no torch) and does not load modules that import it back."""
+
+    def __getattr__(name: str) -> Any:
+        if name in names:
+            return getattr(importlib.import_module(names[name]), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
 
 
 def sdar_gym_home() -> Path:

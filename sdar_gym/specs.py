@@ -10,16 +10,22 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sdar_gym.agent import templates
 from sdar_gym.agent.projection import ActionFormat
 from sdar_gym.agent.shaping import RewardShaping
 
-if TYPE_CHECKING:
-    from sdar_gym.rollout.types import Episode
 
-Breakdown = Callable[[list["Episode"]], dict[str, float]]
+class ScoredEpisode(Protocol):
+    """What a breakdown reads of a finished episode (:class:`sdar_gym.rollout.types.Episode` has it)."""
+
+    task_type: str
+    won: bool
+    score: float
+
+
+Breakdown = Callable[[list[ScoredEpisode]], dict[str, float]]
 """Finished episodes -> the env's columns of the paper's Table 1 (percentages)."""
 
 
@@ -38,21 +44,21 @@ class AgentSpec:
     """Characters of each observation kept in the prompt (long pages and passages are cut)."""
 
 
-def _by_type(episodes: list[Episode], value: Callable[[Episode], float]) -> dict[str, float]:
+def _by_type(episodes: list[ScoredEpisode], value: Callable[[ScoredEpisode], float]) -> dict[str, float]:
     groups: dict[str, list[float]] = defaultdict(list)
     for e in episodes:
         groups[e.task_type].append(value(e))
     return {k: 100.0 * sum(v) / len(v) for k, v in sorted(groups.items())}
 
 
-def success_per_task_type(episodes: list[Episode]) -> dict[str, float]:
+def success_per_task_type(episodes: list[ScoredEpisode]) -> dict[str, float]:
     """Success rate (%) per task type, then All: the breakdown of envs that name no other."""
     row = _by_type(episodes, lambda e: float(e.won))
     row["All"] = 100.0 * sum(e.won for e in episodes) / len(episodes)
     return row
 
 
-def alfworld_breakdown(episodes: list[Episode]) -> dict[str, float]:
+def alfworld_breakdown(episodes: list[ScoredEpisode]) -> dict[str, float]:
     """Success rate (%) per task type in the paper's order (Pick … Pick2), then All."""
     from sdar_gym.envs.alfworld.data import TASK_TYPES
 
@@ -62,12 +68,12 @@ def alfworld_breakdown(episodes: list[Episode]) -> dict[str, float]:
     return row
 
 
-def webshop_breakdown(episodes: list[Episode]) -> dict[str, float]:
+def webshop_breakdown(episodes: list[ScoredEpisode]) -> dict[str, float]:
     """Score: mean final reward × 100; Acc: share of episodes with a full-reward purchase (%)."""
     return {"Score": 100.0 * sum(e.score for e in episodes) / len(episodes), "Acc": 100.0 * sum(e.won for e in episodes) / len(episodes)}
 
 
-def search_qa_breakdown(episodes: list[Episode]) -> dict[str, float]:
+def search_qa_breakdown(episodes: list[ScoredEpisode]) -> dict[str, float]:
     """Exact match (%) per source data set, then the average over sources."""
     row = _by_type(episodes, lambda e: e.score)
     row["Avg"] = sum(row.values()) / len(row)

@@ -7,8 +7,7 @@ that :mod:`sdar_gym.agent.agent` in turn reads the specs with.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from sdar_gym.core import lazy_attributes
 
 _LAZY = {
     "AGENTS": "sdar_gym.agent.agent",
@@ -23,10 +22,6 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'sdar_gym.agent' has no attribute {name!r}")
-
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 __all__ = list(_LAZY)
