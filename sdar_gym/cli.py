@@ -112,6 +112,12 @@ def _nested(name: str, registry: Registry) -> type:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``sdar-gym`` console script."""
+    if COMMANDS.keys() == GYM_COMMANDS.keys():
+        print(
+            f"sdar-gym: note: no package plugs subcommands into {PLUGIN_GROUP!r} (train, eval, serve, skills, ...); "
+            "the installed metadata is stale: reinstall with `pip install -e .`",
+            file=sys.stderr,
+        )
     command = tyro.cli(
         _group(COMMANDS),
         args=argv,

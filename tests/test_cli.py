@@ -39,3 +39,22 @@ def test_bad_input_is_a_one_line_error_not_a_traceback(tmp_path):
     assert proc.returncode == 2
     assert "sdar-gym: error:" in proc.stderr and "does not exist" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_subcommands_plug_in_through_the_entry_point_group():
+    """learners, skills and env_servers add their subcommands from above; the gym lists only its own."""
+    from sdar_gym.cli import GYM_COMMANDS, PLUGIN_GROUP, plugin_commands
+
+    assert set(GYM_COMMANDS) == {"envs", "data", "check", "play"}
+    assert {"train", "eval", "plot", "sft", "serve", "skills"} <= set(plugin_commands()), (
+        f"entry points of {PLUGIN_GROUP!r} missing: reinstall the package (pip install -e .)"
+    )
+
+
+def test_stale_metadata_is_named(monkeypatch, capsys):
+    import sdar_gym.cli as cli
+
+    monkeypatch.setattr(cli, "COMMANDS", dict(cli.GYM_COMMANDS))
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    assert "reinstall with `pip install -e .`" in capsys.readouterr().err
