@@ -53,10 +53,7 @@ PLUGIN_GROUP = "sdar_gym.commands"
 DATA_COMMANDS: Registry = {
     "alfworld": (GenerateALFWorldArgs, "Generate solvable ALFWorld games offline from the alfworld wheel's files."),
     "webshop": (GenerateWebShopArgs, "Generate a WebShop catalog and goals in the original's JSON schema."),
-    "search-qa": (
-        GenerateSearchQAArgs,
-        "Generate a synthetic encyclopedia corpus with single-hop, bridge and comparison questions.",
-    ),
+    "search-qa": (GenerateSearchQAArgs, "Generate a synthetic encyclopedia corpus with single-hop, bridge and comparison questions."),
     "search-qa-index": (BuildSearchIndexArgs, "Build and save a BM25 or dense index of a Search-QA corpus."),
 }
 
