@@ -11,7 +11,8 @@
 3. Env workers: a process pool runs ``collect`` ``--worker-kills`` times; each time a random worker is
    SIGKILLed at a random turn. Every episode record must come back exactly once.
 4. Trainers: a short ``sdar-gym train`` (tiny policy, search-qa, GRPO, a checkpoint each step) is
-   SIGKILLed at a random moment ``--trainer-kills`` times and resumed; after each kill every checkpoint
+   SIGKILLed at a random moment (after one more checkpoint, plus 0 to 3 s) ``--trainer-kills`` times
+   and resumed; after each kill every checkpoint
    on disk must load, and the finished run must log each step exactly once.
 
 Checks: no 5xx, no dropped connection, no malformed request accepted, no server crash, no lost or
@@ -74,8 +75,8 @@ class Args:
     """Collect calls, each with one env worker SIGKILLed at a random turn."""
     trainer_kills: int = 5
     """Times a short training run is SIGKILLed and resumed."""
-    trainer_steps: int = 6
-    """Steps of that run."""
+    trainer_steps: int = 8
+    """Steps of that run (each kill comes after one more checkpoint, so keep it above trainer_kills)."""
     seed: int = 0
     out: str = "soak"
     """Result name under benchmarks/results/."""
@@ -83,7 +84,7 @@ class Args:
     def __post_init__(self) -> None:
         if self.quick:
             self.requests, self.cycles, self.alfworld_rounds = 600, 2, 1
-            self.worker_kills, self.trainer_kills, self.trainer_steps = 3, 2, 4
+            self.worker_kills, self.trainer_kills = 3, 2
 
 
 # ----------------------------------------------------------------------------- servers
@@ -153,7 +154,8 @@ def fuzz_text(rng: random.Random, n: int = 30) -> str:
     return "".join(rng.choice(FUZZ_ALPHABET) for _ in range(rng.randint(0, n)))
 
 
-def _oversized_chunks(n_bytes: int):
+async def _oversized_chunks(n_bytes: int):
+    """A streamed (chunked) body: no Content-Length for the server to check up front."""
     for _ in range(n_bytes // 4096):
         yield b" " * 4096
 
@@ -208,6 +210,7 @@ class Tally:
     malformed: Counter = field(default_factory=Counter)
     valid_4xx: Counter = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
+    valid_4xx_examples: list[str] = field(default_factory=list)
     requests: int = 0
     server_5xx: int = 0
     transport_errors: int = 0
@@ -230,6 +233,8 @@ class Tally:
         elif 400 <= code < 500:
             if not malformed:
                 self.valid_4xx[f"{label} {code}"] += 1
+                if len(self.valid_4xx_examples) < 10:
+                    self.valid_4xx_examples.append(f"{label} {code}: {reply.text[:200]}")
             try:
                 named = bool(reply.json().get("detail"))
             except ValueError:
@@ -355,7 +360,7 @@ async def drive(server: Server, args: Args, rng: random.Random) -> dict[str, Any
     return {"requests": tally.requests, "seconds": round(time.perf_counter() - start, 1), "server_5xx": tally.server_5xx,
             "transport_errors": tally.transport_errors, "malformed_accepted": tally.malformed_accepted,
             "unnamed_4xx": tally.unnamed_4xx, "status": dict(tally.status), "malformed_sent": dict(tally.malformed),
-            "valid_answered_4xx": dict(tally.valid_4xx), "rss_mb_per_round": rss, "rss_growth_mb": growth,
+            "valid_answered_4xx": dict(tally.valid_4xx), "valid_4xx_examples": tally.valid_4xx_examples, "rss_mb_per_round": rss, "rss_growth_mb": growth,
             "failures": tally.failures}
 
 
@@ -387,7 +392,7 @@ async def alfworld_burst(server: Server, args: Args, rng: random.Random) -> dict
             "experts_ok": sum(r is not None and r.status_code == 200 for r in experts),
             "steps_ok": sum(r is not None and r.status_code == 200 for r in steps),
             "server_5xx": tally.server_5xx, "transport_errors": tally.transport_errors, "status": dict(tally.status),
-            "failures": tally.failures}
+            "failures": tally.failures, "valid_4xx_examples": tally.valid_4xx_examples}
 
 
 # ----------------------------------------------------------------------------- kills
@@ -472,18 +477,25 @@ def kill_trainers(args: Args, data: dict[str, Path], work: Path, rng: random.Ran
         counts["stale_temp_dirs"] = sum(1 for p in (run / "checkpoints").iterdir() if p.is_dir() and not p.name.startswith("step_")) \
             if (run / "checkpoints").is_dir() else 0
 
+    def saved_step() -> int:
+        return int(latest.read_text().strip().removeprefix("step_")) if (latest := run / "checkpoints" / "latest").exists() else 0
+
     log = (work / "train.log").open("w")
-    delay_range = (5.0, 40.0)
     for _ in range(args.trainer_kills):
+        # Kill once the run has saved one more checkpoint, after a random extra delay: mid-step or mid-save.
+        target, extra = saved_step() + 1, rng.uniform(0.0, 3.0)
         process = subprocess.Popen(command + (["--resume"] if has_checkpoint() else []), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            process.wait(timeout=rng.uniform(*delay_range))
-            counts["finished_before_kill"] += 1
-            counts["nonzero_exits"] += process.returncode != 0
-        except subprocess.TimeoutExpired:
+        deadline = time.monotonic() + 900
+        while process.poll() is None and saved_step() < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(extra)
+        if process.poll() is None:
             process.send_signal(signal.SIGKILL)
             process.wait()
             counts["kills"] += 1
+        else:
+            counts["finished_before_kill"] += 1
+            counts["nonzero_exits"] += process.returncode != 0
         check_checkpoints()
     final = subprocess.run(command + (["--resume"] if has_checkpoint() else []), cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=1800)
     counts["final_exit_code"] = final.returncode
@@ -564,6 +576,7 @@ def evaluate(result: dict[str, Any], args: Args) -> dict[str, bool]:
         "rss_growth_within_bound": all(s["rss_growth_mb"] is not None and s["rss_growth_mb"] <= args.rss_bound_mb for s in servers),
         "no_lost_or_duplicated_episodes": workers["episodes_lost"] == 0 and workers["groups_wrong_size"] == 0,
         "every_worker_kill_recovered": workers["restarts"] >= workers["kills"] > 0,
+        "trainer_killed": trainer.get("kills", 0) > 0,
         "every_checkpoint_loads": trainer.get("checkpoint_load_failures", 0) == 0 and trainer.get("checkpoint_loads", 0) > 0,
         "trainer_resumed_to_the_end": trainer["final_exit_code"] == 0,
         "no_lost_or_duplicated_metric_steps": trainer["metric_steps_lost"] == 0 and trainer["metric_steps_duplicated"] == 0,
