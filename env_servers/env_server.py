@@ -17,8 +17,8 @@ Instances are stepped in the server's thread pool, one call at a time per instan
 envs share one core per server process, so for CPU parallelism run one server per core and give
 the http pool all their urls.
 """
-# No ``from __future__ import annotations``: FastAPI reads the route signatures, whose types
-# (e.g. ``Request``) are imported inside ``create_app`` so that the CLI does not import FastAPI.
+# No ``from __future__ import annotations``: FastAPI reads the route signatures at run time.
+# FastAPI itself is imported inside ``create_app`` so that the CLI does not import it.
 import json
 import threading
 import time
