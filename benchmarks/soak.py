@@ -586,7 +586,8 @@ def evaluate(result: dict[str, Any], args: Args) -> dict[str, bool]:
         "no_lost_or_duplicated_metric_steps": trainer["metric_steps_lost"] == 0 and trainer["metric_steps_duplicated"] == 0,
     }
     if bursts:  # only where the ALFWorld server ran
-        checks["alfworld_concurrent_resets_all_ok"] = all(b["resets_ok"] == b["resets"] for b in bursts)
+        checks["alfworld_concurrent_resets_and_experts_all_ok"] = all(
+            b["resets_ok"] == b["resets"] and b["experts_ok"] == b["instances"] for b in bursts)
     return checks
 
 
