@@ -39,16 +39,16 @@ def _env_kwargs(name: str, request) -> dict:
 def test_make_vec_sync_and_async_agree(env_id, request):
     kwargs = _env_kwargs(env_id, request)
     results = {}
-    for mode in ("sync", "async"):
-        vector_kwargs = {"context": "spawn"} if mode == "async" else None
-        envs = gym.make_vec(env_id, num_envs=2, vectorization_mode=mode, vector_kwargs=vector_kwargs, **kwargs)
+    for mode in ("sync", "async", "async-spawn"):  # the default start method, and one that re-imports sdar_gym
+        vector_kwargs = {"context": "spawn"} if mode == "async-spawn" else None
+        envs = gym.make_vec(env_id, num_envs=2, vectorization_mode=mode.split("-")[0], vector_kwargs=vector_kwargs, **kwargs)
         try:
             obs, _ = envs.reset(seed=[3, 4])
             step_obs, rewards, terminated, truncated, _ = envs.step((ODD_ACTION, "look"))
             results[mode] = (tuple(obs), tuple(step_obs), tuple(rewards))
         finally:
             envs.close()
-    assert results["async"] == results["sync"]
+    assert results["async"] == results["sync"] == results["async-spawn"]
     assert all(isinstance(o, str) and o for o in results["async"][0])
     if env_id == "sdar_gym/SearchQA-v0":  # it echoes an invalid action back
         assert ODD_ACTION in results["async"][1][0]
