@@ -17,11 +17,9 @@ Instances are stepped in the server's thread pool, one call at a time per instan
 envs share one core per server process, so for CPU parallelism run one server per core and give
 the http pool all their urls.
 """
-# No ``from __future__ import annotations``: FastAPI reads the route signatures, whose types
-# (e.g. ``Request``) are imported inside ``create_app`` so that the CLI does not import FastAPI.
+# No ``from __future__ import annotations``: FastAPI reads the route signatures at run time.
+# FastAPI itself is imported inside ``create_app`` so that the CLI does not import it.
 import json
-import os
-import secrets
 import threading
 import time
 import uuid
@@ -31,7 +29,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sdar_gym.core import ConfigError, SdarGymError
+from env_servers.guards import MAX_REQUEST_BYTES, check_port, guard, resolve_token
+from sdar_gym.core import SdarGymError
 
 JSONScalar = str | int | float | bool | None
 
@@ -112,64 +111,15 @@ class EnvHost:
         self.counters["closed"] += 1
 
 
-class _BodyLimit:
-    """ASGI middleware refusing request bodies over ``max_bytes`` with 413, declared or streamed."""
-
-    def __init__(self, app: Any, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
-            return await self._refuse(send)
-        seen = 0
-
-        async def limited() -> dict:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise _TooLarge
-            return message
-
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._refuse(send)
-
-    async def _refuse(self, send: Any) -> None:
-        body = json.dumps({"detail": f"request body over {self.max_bytes} bytes"}).encode()
-        await send({"type": "http.response.start", "status": 413, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": body})
-
-
-class _TooLarge(Exception):
-    pass
-
-
-def create_app(env: str, env_kwargs: dict[str, Any] | None = None, token: str | None = None, max_envs: int = 64, max_request_bytes: int = 1 << 20) -> Any:
+def create_app(env: str, env_kwargs: dict[str, Any] | None = None, token: str | None = None, max_envs: int = 64, max_request_bytes: int = MAX_REQUEST_BYTES) -> Any:
     """The FastAPI app hosting ``env`` (a registered short name or gymnasium id)."""
-    from fastapi import Depends, FastAPI, HTTPException, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse
+    from fastapi import FastAPI, HTTPException
 
     from sdar_gym.registration import env_entry
 
     host = EnvHost(env_entry(env).name, dict(env_kwargs or {}), max_envs)
     app = FastAPI(title=f"sdar-gym env server ({host.env})")
     app.state.host = host
-
-    def authorize(request: Request) -> None:
-        host.counters["requests"] += 1
-        if token is None:
-            return
-        given = request.headers.get("authorization", "")
-        if not secrets.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            host.counters["unauthorized"] += 1
-            raise HTTPException(401, "missing or wrong bearer token")
 
     def instance(env_id: str) -> tuple[Any, threading.Lock]:
         try:
@@ -193,31 +143,22 @@ def create_app(env: str, env_kwargs: dict[str, Any] | None = None, token: str | 
             host.counters["server_errors"] += 1
             raise HTTPException(500, f"{type(e).__name__}: {e}") from None
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
-        """422 naming what is wrong, without echoing the input (which may not even be text)."""
-        host.counters["client_errors"] += 1
-        detail = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")} for e in error.errors()]
-        return JSONResponse(status_code=422, content={"detail": detail})
-
-    auth = [Depends(authorize)]
-
     @app.get("/health")
     def health() -> dict[str, Any]:
         return {"status": "ok", "env": host.env, "num_envs": len(host.envs)}
 
-    @app.get("/metrics", dependencies=auth)
+    @app.get("/metrics")
     def metrics() -> dict[str, Any]:
         return {"env": host.env, "num_envs": len(host.envs), "step_seconds_total": host.step_seconds, **host.counters}
 
-    @app.post("/envs", dependencies=auth)
+    @app.post("/envs")
     def create(body: CreateRequest) -> dict[str, Any]:
-        if body.env is not None and env_entry(body.env).name != host.env:
+        if body.env is not None and guarded(lambda: env_entry(body.env)).name != host.env:
             raise HTTPException(400, f"this server hosts {host.env!r}, not {body.env!r}")
         env_id = guarded(host.create)
         return {"env_id": env_id, "env": host.env, "env_kwargs": host.env_kwargs}
 
-    @app.post("/envs/{env_id}/reset", dependencies=auth)
+    @app.post("/envs/{env_id}/reset")
     def reset(env_id: str, body: ResetRequest) -> ResetResponse:
         target, lock = instance(env_id)
         with lock:
@@ -225,7 +166,7 @@ def create_app(env: str, env_kwargs: dict[str, Any] | None = None, token: str | 
         host.counters["resets"] += 1
         return ResetResponse(observation=obs, info=info)
 
-    @app.post("/envs/{env_id}/step", dependencies=auth)
+    @app.post("/envs/{env_id}/step")
     def step(env_id: str, body: StepRequest) -> StepResponse:
         target, lock = instance(env_id)
         start = time.perf_counter()
@@ -235,19 +176,19 @@ def create_app(env: str, env_kwargs: dict[str, Any] | None = None, token: str | 
         host.counters["steps"] += 1
         return StepResponse(observation=obs, reward=reward, terminated=terminated, truncated=truncated, info=info)
 
-    @app.get("/envs/{env_id}/expert_action", dependencies=auth)
+    @app.get("/envs/{env_id}/expert_action")
     def expert_action(env_id: str) -> dict[str, str | None]:
         target, lock = instance(env_id)
         with lock:
             return {"action": guarded(target.expert_action)}
 
-    @app.delete("/envs/{env_id}", dependencies=auth)
+    @app.delete("/envs/{env_id}")
     def close(env_id: str) -> dict[str, bool]:
         instance(env_id)
         host.close(env_id)
         return {"closed": True}
 
-    return _BodyLimit(app, max_request_bytes)
+    return guard(app, token=token, max_request_bytes=max_request_bytes, counters=host.counters)
 
 
 @dataclass
@@ -272,22 +213,18 @@ class ServeEnvArgs:
     """Extra env constructor arguments (values parsed as JSON when they parse, else strings)."""
     max_envs: int = 64
     """Most env instances hosted at once."""
-    max_request_bytes: int = 1 << 20
+    max_request_bytes: int = MAX_REQUEST_BYTES
     """Largest request body accepted."""
 
     def run(self) -> None:
         import uvicorn
 
-        if not 0 < self.port < 65536:
-            raise ConfigError(f"port must be in 1..65535, got {self.port}")
+        check_port(self.port)
         from sdar_gym.registration import parse_env_kwargs
 
         kwargs = parse_env_kwargs(self.env_kwargs)
         for key in ("split", "data_dir", "max_steps"):
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
-        token = self.token or os.environ.get("SDAR_GYM_TOKEN") or None
-        if self.host not in ("127.0.0.1", "localhost", "::1") and token is None:
-            print("sdar-gym: warning: serving on a non-loopback interface without a token", flush=True)
-        app = create_app(self.env, kwargs, token, self.max_envs, self.max_request_bytes)
+        app = create_app(self.env, kwargs, resolve_token(self.token, self.host), self.max_envs, self.max_request_bytes)
         uvicorn.run(app, host=self.host, port=self.port, log_level="warning")

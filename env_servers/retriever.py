@@ -3,9 +3,12 @@
 Request: ``{"queries": [str, ...], "topk": int | null, "return_scores": bool}``.
 Response: ``{"result": [[{"document": {"id", "contents"}, "score": float}, ...], ...]}``, one list
 per query; with ``return_scores`` false each inner item is the bare document, as in Search-R1.
-Every request is validated (pydantic); bad ones get 422 with the reason. ``GET /health`` describes
-the index. The client is :class:`sdar_gym.envs.search_qa.retrievers.HTTPRetriever`, which the env
-uses when given the server's URL.
+Every request is validated (pydantic); bad ones get 422 with the reason (never the input). Bodies
+over ``max_request_bytes`` get 413; with a token, every route but ``GET /health`` needs
+``Authorization: Bearer <token>`` (the env server's guards, :mod:`env_servers.guards`).
+``GET /health`` describes the index. The client is
+:class:`sdar_gym.envs.search_qa.retrievers.HTTPRetriever`, which the env uses when given the
+server's URL.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from env_servers.guards import MAX_REQUEST_BYTES, check_port, guard, resolve_token
 from sdar_gym.envs.search_qa.retrievers import (
     HTTPRetriever,
     LocalIndex,
@@ -38,7 +42,8 @@ class RetrieveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     queries: list[str] = Field(min_length=1, max_length=MAX_QUERIES)
-    topk: int | None = Field(default=None, ge=1, le=MAX_TOPK)
+    topk: int | None = Field(default=None, ge=1, le=MAX_TOPK, strict=True)
+    """A JSON integer: true, 2.5, NaN or 1e999 are refused with 422."""
     return_scores: bool = False
 
     @field_validator("queries")
@@ -52,7 +57,8 @@ class RetrieveRequest(BaseModel):
         return queries
 
 
-def create_app(retriever: Retriever, default_topk: int = 3, description: dict[str, Any] | None = None) -> Any:
+def create_app(retriever: Retriever, default_topk: int = 3, description: dict[str, Any] | None = None,
+               token: str | None = None, max_request_bytes: int = MAX_REQUEST_BYTES) -> Any:
     """A FastAPI app serving ``retriever``. Searches are serialized: the index is not assumed thread-safe."""
     from fastapi import FastAPI
 
@@ -71,7 +77,7 @@ def create_app(retriever: Retriever, default_topk: int = 3, description: dict[st
     def health() -> dict[str, Any]:
         return {"status": "ok", "default_topk": default_topk, **(description or {})}
 
-    return app
+    return guard(app, token=token, max_request_bytes=max_request_bytes)
 
 
 def describe(index: LocalIndex) -> dict[str, Any]:
@@ -96,11 +102,17 @@ class ServeRetrieverArgs:
     """Documents per query when a request leaves topk out."""
     model: str | None = None
     """Dense only: the embedder you expect the index to use (checked against its sidecar)."""
+    token: str | None = None
+    """Bearer token clients must send; defaults to $SDAR_GYM_TOKEN when set."""
+    max_request_bytes: int = MAX_REQUEST_BYTES
+    """Largest request body accepted."""
 
     def run(self) -> None:
         import uvicorn
 
+        check_port(self.port)
+        token = resolve_token(self.token, self.host)
         index = load_index(self.index, model=self.model)
-        app = create_app(index, self.topk, describe(index))
+        app = create_app(index, self.topk, describe(index), token, self.max_request_bytes)
         print(f"serving {describe(index)} from {self.index} on http://{self.host}:{self.port}/retrieve")
         uvicorn.run(app, host=self.host, port=self.port, log_level="info")

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypedDict
 
 import gymnasium as gym
+import numpy as np
 from gymnasium import spaces
+from gymnasium.vector.utils import shared_memory
 
 MAX_TEXT_LENGTH = 1_000_000
 """Upper bound on observation/action length that the text spaces advertise."""
@@ -62,6 +64,57 @@ class TextSpace(spaces.Text):
 
     def contains(self, x: Any) -> bool:
         return isinstance(x, str) and len(x) <= self.max_length
+
+
+# Async vector envs pass observations through shared memory, and read them through the object
+# ``read_from_shared_memory`` returned once at start (for a Box, a live numpy view). Gymnasium's
+# ``Text`` functions map characters through the charset (most text fails) and return fixed strings.
+# A TextSpace stores Unicode code points instead (int32, padded with -1) and reads them live.
+_PAD = -1
+
+
+class SharedTexts(Sequence):
+    """A live view of ``n`` texts in shared memory; a (deep)copy is a plain tuple of str."""
+
+    def __init__(self, memory: Any, n: int, max_length: int) -> None:
+        self._rows = np.frombuffer(memory.get_obj(), dtype=np.int32).reshape(n, max_length)
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return tuple(self[j] for j in range(*i.indices(len(self))))
+        row = self._rows[i]
+        return row[row != _PAD].astype("<i4").tobytes().decode("utf-32-le", "surrogatepass")
+
+    def __deepcopy__(self, memo: dict) -> tuple[str, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return f"SharedTexts({tuple(self)!r})"
+
+
+@shared_memory.create_shared_memory.register(TextSpace)
+def _create_text_shared_memory(space: TextSpace, n: int = 1, ctx: Any = None) -> Any:
+    import multiprocessing
+
+    return (ctx or multiprocessing).Array(np.dtype(np.int32).char, n * space.max_length)
+
+
+@shared_memory.write_to_shared_memory.register(TextSpace)
+def _write_text_to_shared_memory(space: TextSpace, index: int, value: str, memory: Any) -> None:
+    codes = np.frombuffer(value.encode("utf-32-le", "surrogatepass"), dtype="<i4")
+    if len(codes) > space.max_length:
+        raise ValueError(f"text of {len(codes)} characters exceeds the space's max_length {space.max_length}")
+    row = np.frombuffer(memory.get_obj(), dtype=np.int32)[index * space.max_length:(index + 1) * space.max_length]
+    row[: len(codes)] = codes
+    row[len(codes):] = _PAD
+
+
+@shared_memory.read_from_shared_memory.register(TextSpace)
+def _read_text_from_shared_memory(space: TextSpace, memory: Any, n: int = 1) -> SharedTexts:
+    return SharedTexts(memory, n, space.max_length)
 
 
 class TextEnv(gym.Env[str, str]):

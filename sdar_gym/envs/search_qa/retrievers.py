@@ -371,14 +371,19 @@ def cached_index(corpus_path: str | Path, kind: str, model: str = DEFAULT_EMBEDD
 
 
 class HTTPRetriever:
-    """A client of a Search-R1-style ``POST /retrieve`` server (e.g. ``sdar-gym serve retriever``)."""
+    """A client of a Search-R1-style ``POST /retrieve`` server (e.g. ``sdar-gym serve retriever``).
 
-    def __init__(self, url: str, timeout: float = 30.0):
+    ``token``: the server's bearer token; defaults to $SDAR_GYM_TOKEN when set.
+    """
+
+    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None):
         import httpx
 
         url = url.rstrip("/")
         self.url = url if url.endswith("/retrieve") else url + "/retrieve"
-        self._client = httpx.Client(timeout=timeout)
+        token = token or os.environ.get("SDAR_GYM_TOKEN") or None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._client = httpx.Client(timeout=timeout, headers=headers)
 
     def search(self, queries: list[str], topk: int) -> list[list[Hit]]:
         import httpx

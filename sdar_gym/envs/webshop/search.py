@@ -5,6 +5,8 @@ The original indexes, per product, ``title + description + first bullet + option
 stop words, the Porter stemmer, and BM25 with k1=0.9, b=0.4. We do the same with ``bm25s``
 (``method="lucene"``). Porter stemming needs PyStemmer; without it terms are left unstemmed.
 Only documents sharing a term with the query are returned, best first, ties by catalog order.
+The index's vocabulary holds exactly the indexed terms (no bm25s "empty token", which has no score
+column), so a query keeps the terms the index knows and drops the rest: any text is a valid query.
 
 Building the index of a big catalog takes a while (about 20 s for 100k products), so an index can
 be cached on disk (bm25s's own pickle-free format), keyed by a hash of the documents and settings.
@@ -52,7 +54,7 @@ def product_document(p: Product) -> str:
 
 
 def _index_key(documents: list[str]) -> str:
-    h = hashlib.sha256(repr((bm25s.__version__, K1, B, TOKEN_PATTERN, LUCENE_STOPWORDS,
+    h = hashlib.sha256(repr((bm25s.__version__, "no-empty-token", K1, B, TOKEN_PATTERN, LUCENE_STOPWORDS,
                              porter_stemmer() is not None)).encode())
     for doc in documents:
         h.update(doc.encode())
@@ -84,15 +86,16 @@ class ProductSearch:
             show_progress=False,
         )
         self._bm25 = bm25s.BM25(k1=K1, b=B, method="lucene")
-        self._bm25.index(corpus, show_progress=False)
+        self._bm25.index(corpus, show_progress=False, create_empty_token=False)
         if path is not None:
             with atomic_dir(path) as tmp:
                 self._bm25.save(tmp, show_progress=False)
 
     def _query_tokens(self, query: str) -> list[str]:
-        """The corpus's tokenization (lowercase, split, drop stop words, stem), known terms only.
+        """The corpus's tokenization (lowercase, split, drop stop words, stem), indexed terms only.
 
-        Done here rather than with ``bm25s.tokenize``, whose per-call setup costs ~10 ms.
+        Done here rather than with ``bm25s.tokenize``, whose per-call setup costs ~10 ms. A term the
+        index does not know (for instance the empty stem Porter makes of "s") is dropped.
         """
         words = [w for w in _TOKEN.findall(query.lower()) if w not in _STOPWORDS]
         stem = porter_stemmer()
