@@ -19,7 +19,6 @@ the http pool all their urls.
 """
 # No ``from __future__ import annotations``: FastAPI reads the route signatures at run time.
 # FastAPI itself is imported inside ``create_app`` so that the CLI does not import it.
-import json
 import threading
 import time
 import uuid
