@@ -48,8 +48,11 @@ import fcntl
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -57,7 +60,7 @@ from functools import cache
 from pathlib import Path
 
 from sdar_gym.core import ConfigError, DataError
-from sdar_gym.envs.alfworld.data import SPLITS, TASK_TYPES, canonical_task_type
+from sdar_gym.envs.alfworld.data import INCOMPLETE, SPLITS, TASK_TYPES, canonical_task_type
 from sdar_gym.io import atomic_dir, atomic_write_json
 
 GENERATOR_VERSION = 2
@@ -586,6 +589,9 @@ def make_game(root: Path, split: str, seed: int, index: int, task_types: tuple[s
         raise DataError(f"{split} scenes allow only {len(tasks_of(task_type, split))} distinct {task_type} games")
     trial = f"trial_{split}-s{seed}-{index:06d}"
     root = Path(root)
+    done = _written(root, split, trial, {"version": GENERATOR_VERSION, "split": split, "seed": seed, "index": index})
+    if done is not None:
+        return done
     staging = root / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     for _ in range(MAX_ATTEMPTS):
@@ -629,6 +635,15 @@ def make_game(root: Path, split: str, seed: int, index: int, task_types: tuple[s
         f"could not draw a solvable {task_type} game for {split} seed {seed} index {index} "
         f"in {MAX_ATTEMPTS} tries; last: {_verifier().last_failure}"
     )
+
+
+def _written(root: Path, split: str, trial: str, generator: dict) -> Path | None:
+    """The trial folder if an earlier run already wrote this very game (so a cut-short run resumes)."""
+    for traj in (root / split).glob(f"*/{trial}/traj_data.json"):
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(traj.read_text(encoding="utf-8")).get("generator") == generator:
+                return traj.parent
+    return None
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:
@@ -679,18 +694,41 @@ def generate_games(
     types = _check_args(split, n, task_types)
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    if n > capacity(split, types):
+        raise DataError(
+            f"the {split} scenes allow only {capacity(split, types)} distinct games of task types "
+            f"{', '.join(types)} ({', '.join(f'{t}: {len(tasks_of(t, split))}' for t in types)}); asked for {n}"
+        )
     root = Path(out) / "json_2.1.1"
+    marker = root / split / INCOMPLETE
+    atomic_write_json(marker, {"version": GENERATOR_VERSION, "seed": seed, "n": n, "task_types": list(types)})
     paths = _make_all(root, [(split, seed, i, types) for i in range(n)], workers, f"ALFWorld {split} games", progress)
+    marker.unlink()
     with contextlib.suppress(OSError):
         (root / STAGING).rmdir()  # kept while another run still writes there
     return paths
+
+
+def _init_worker(parent: int) -> None:
+    """Set up a pool worker: read the wheel once, and exit as soon as ``parent`` is gone, so a run
+    killed with SIGKILL (which cannot shut its pool down) leaves no worker behind."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    library()
 
 
 def _make_all(root: Path, jobs: list[tuple], workers: int, title: str, progress: bool) -> list[Path]:
     """:func:`make_game` for each job, in order, in ``workers`` processes, with a progress bar."""
     with contextlib.ExitStack() as stack:
         if workers > 1 and len(jobs) > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=library))
+            pool = stack.enter_context(
+                ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_init_worker, initargs=(os.getpid(),))
+            )
             stack.callback(pool.shutdown, cancel_futures=True)  # Ctrl-C drops the queued games
             # Submitting forks every worker now, before the progress bar starts its thread.
             pending = [pool.submit(make_game, root, *job) for job in jobs]
@@ -812,11 +850,45 @@ class GenerateALFWorldArgs:
     """Worker processes (default: the CPU count, at most 4); the games do not depend on it."""
 
     def run(self) -> None:
-        import time
-
         workers = self.workers or default_workers()
         start = time.perf_counter()
         paths = generate_games(self.out, self.split, self.n, self.seed, self.task_types, progress=True, workers=workers)
         elapsed = time.perf_counter() - start
         where = self.out / "json_2.1.1" / self.split
         print(f"wrote {len(paths)} {self.split} games to {where} ({len(paths) / elapsed:.2f} games/s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing generated games with the released ones
+# ---------------------------------------------------------------------------------------------
+
+_ENTITY = re.compile(r"\b[a-z]+ \d+\b")
+
+
+def action_template(action: str) -> str:
+    """A command with its entity names blanked: ``put apple 1 in/on countertop 2`` -> ``put X in/on X``."""
+    return _ENTITY.sub("X", action)
+
+
+def survey(game_file: Path, steps: int, seed: int, engine=None) -> list:
+    """The states of a walk through a game that prefers commands of templates it has not yet seen
+    admissible (so a short walk meets most of the game's command language); for parity checks.
+
+    Returns the :class:`~sdar_gym.envs.alfworld.engines.EngineState` after reset and after each step.
+    """
+    from sdar_gym.envs.alfworld.fast import FastEngine
+
+    engine = engine or FastEngine()
+    rng = random.Random(seed)
+    engine.load(Path(game_file))
+    states = [engine.reset()]
+    tried: set[str] = set()
+    for _ in range(steps):
+        admissible = states[-1].admissible
+        fresh = [a for a in admissible if action_template(a) not in tried and a not in ("look", "inventory")]
+        command = rng.choice(fresh or admissible)
+        tried.add(action_template(command))
+        states.append(engine.step(command))
+        if states[-1].won:
+            break
+    return states
