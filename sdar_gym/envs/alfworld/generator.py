@@ -67,8 +67,9 @@ GENERATOR_VERSION = 2
 """Bumped whenever the same seed would give different games; a default set of another version is rebuilt."""
 
 DEFAULT_SIZES: dict[str, int] = {"train": 200, "valid_seen": 50, "valid_unseen": 50}
-"""Games per split in the default set built on first use: about 0.7 CPU s a game, so ~2 minutes on
-two idle cores (longer on a busy machine; benchmarks/results/alfworld_generator.json)."""
+"""Games per split in the default set built on first use. Whole rooms cost TextWorld seconds to load:
+2.6 to 17 s a game (about 8 s on average) on the shared, loaded 2-core machine of the measurement, so
+the set takes roughly 20 minutes there, and less on idle cores with more workers."""
 
 DEFAULT_SEED = 0
 """Seed of the default set."""
@@ -797,6 +798,8 @@ def ensure_default_games(
         raise ConfigError("sizes must name at least one split")
     for split, n in sizes.items():
         _check_args(split, n, None)
+        if n > capacity(split, tuple(TASK_TYPES)):
+            raise DataError(f"the {split} scenes allow only {capacity(split, tuple(TASK_TYPES))} distinct games; asked for {n}")
     manifest = {"version": GENERATOR_VERSION, "seed": DEFAULT_SEED, "sizes": sizes}
     if _manifest(data_dir) == manifest:
         return data_dir
