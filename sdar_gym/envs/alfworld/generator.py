@@ -125,7 +125,7 @@ _ACTION_PROPERTY = {
 }
 """The ``constants.VAL_ACTION_OBJECTS`` class the target object must belong to."""
 
-_OBJECT_FACTS = {"Cleanable": "cleanable", "Heatable": "heatable", "Coolable": "coolable"}
+_OBJECT_FACTS = {"Cleanable": "cleanable", "Heatable": "heatable", "Coolable": "coolable", "Sliceable": "sliceable"}
 """PDDL facts stating an object's abilities, keyed by ``constants.VAL_ACTION_OBJECTS`` class."""
 
 _LAMP_TYPES = ("DeskLamp", "FloorLamp")
