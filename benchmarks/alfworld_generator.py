@@ -9,8 +9,9 @@ Measured side by side in one run:
    admissible actions per room (distributions), task-type mix and goal templates, expert steps
    (the generated games' stored walkthroughs), and the vocabulary of commands (templates, via a
    walk that seeks new ones) and of observations, as shares of each other;
-5. the transfer test (``--transfer``): a JSON written by ``sdar-gym eval`` runs of the tiny policy
-   trained on generated games only, on real valid_seen and held-out generated games, copied in.
+5. the transfer test (``--transfer-real``, ``--transfer-generated``): the ``sdar-gym eval`` JSONs of
+   the tiny policy trained on generated games only, on real valid_seen and on held-out generated
+   games, copied in side by side with the gap.
 
 Run: ``PYTHONPATH=. python benchmarks/alfworld_generator.py [--n 24]``. Writes
 ``benchmarks/results/alfworld_generator.json``. The machine is shared, so wall times move with its
@@ -53,8 +54,11 @@ class Args:
     """Steps of the template-seeking walk per game for the vocabulary comparison."""
     parity_only: bool = False
     """Measure only the parity (4, 5) and write it to ``alfworld_generator_parity.json``."""
-    transfer: Path | None = None
-    """JSON with the tiny policy's greedy success on real and held-out generated games, if measured."""
+    transfer_real: Path | None = None
+    """``sdar-gym eval --output`` JSON of the tiny policy trained on generated games only, played
+    greedily on the real valid_seen games (if measured)."""
+    transfer_generated: Path | None = None
+    """The same policy's eval JSON on held-out generated games."""
 
 
 def _cpu_seconds() -> float:
@@ -216,9 +220,24 @@ def parity(n: int, seed: int, survey_steps: int) -> dict:
     }
 
 
+def transfer(args: Args) -> dict:
+    """The tiny policy's greedy success (percent, the Table 1 columns) on real and generated games."""
+    if not (args.transfer_real and args.transfer_generated):
+        return {}
+    real, generated = (json.loads(p.read_text()) for p in (args.transfer_real, args.transfer_generated))
+    return {
+        "transfer": {
+            "real_valid_seen": {"episodes": real["episodes"], **real["table"]},
+            "generated_heldout": {"episodes": generated["episodes"], **generated["table"]},
+            "gap_points": round(generated["table"]["All"] - real["table"]["All"], 1),
+        }
+    }
+
+
 def main(args: Args) -> None:
     if args.parity_only:
         result = {"load_average": os.getloadavg(), "parity": parity(args.parity_games, args.seed, args.survey_steps)}
+        result.update(transfer(args))
         print(json.dumps(result, indent=1))
         atomic_write_json(RESULTS.with_name("alfworld_generator_parity.json"), result)
         return
@@ -244,10 +263,7 @@ def main(args: Args) -> None:
         result["real_over_generated"] = {k: round(r[k] / g[k], 2) for k in ("load_reset_s", "plan_s", "plan_steps")}
     if REAL_DATA.is_dir():
         result["parity"] = parity(args.parity_games, args.seed, args.survey_steps)
-    if args.transfer is not None:
-        t = json.loads(args.transfer.read_text())
-        t["gap"] = round(t["generated_heldout_success"] - t["real_valid_seen_success"], 3)
-        result["transfer"] = t
+    result.update(transfer(args))
     print(json.dumps(result, indent=1))
     atomic_write_json(RESULTS, result)
 
