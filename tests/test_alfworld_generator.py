@@ -195,7 +195,7 @@ def _real_games(per_type: int = 1) -> list:
 
 
 @real_only
-def test_language_is_the_released_games(train):
+def test_language_is_the_released_games():
     """Domain and grammar are the released games' (up to the task sentence), from the wheel plus our edits."""
     lib = gen.library()
     real = json.loads(_real_games()[0].game_file.read_text())
