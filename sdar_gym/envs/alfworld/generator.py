@@ -68,8 +68,8 @@ GENERATOR_VERSION = 2
 
 DEFAULT_SIZES: dict[str, int] = {"train": 200, "valid_seen": 50, "valid_unseen": 50}
 """Games per split in the default set built on first use. Whole rooms cost TextWorld seconds to load:
-2.6 to 17 s a game (about 8 s on average) on the shared, loaded 2-core machine of the measurement, so
-the set takes roughly 20 minutes there, and less on idle cores with more workers."""
+0.10 games/s with 2 workers on the shared, loaded 2-core machine of the measurement, so about 50
+minutes there (once), less on idle cores with more workers."""
 
 DEFAULT_SEED = 0
 """Seed of the default set."""
