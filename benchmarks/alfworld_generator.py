@@ -4,7 +4,14 @@ Measured side by side in one run:
 1. generation throughput (verified games per second, and CPU seconds per game) with 1 and 2 workers;
 2. the cost of playing a game through TextWorld (load + reset + the planner expert's first plan),
    and the plan length, on generated games versus real ALFWorld valid_seen games (one per task type);
-3. the share of generated games that ``sdar_gym/ALFWorld-v0``'s expert wins (it must be 1.0).
+3. the share of generated games that ``sdar_gym/ALFWorld-v0``'s expert wins (it must be 1.0);
+4. parity with the released valid_seen games, side by side (``parity``): receptacles, objects and
+   admissible actions per room (distributions), task-type mix and goal templates, expert steps
+   (the generated games' stored walkthroughs), and the vocabulary of commands (templates, via a
+   walk that seeks new ones) and of observations, as shares of each other;
+5. the transfer test (``--transfer-real``, ``--transfer-generated``): the ``sdar-gym eval`` JSONs of
+   the tiny policy trained on generated games only, on real valid_seen and on held-out generated
+   games, copied in side by side with the gap.
 
 Run: ``PYTHONPATH=. python benchmarks/alfworld_generator.py [--n 24]``. Writes
 ``benchmarks/results/alfworld_generator.json``. The machine is shared, so wall times move with its
@@ -15,9 +22,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import statistics
 import resource
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +48,17 @@ class Args:
     """Games generated per worker setting."""
     seed: int = 0
     """Generation seed."""
+    parity_games: int = 24
+    """Generated valid_seen games and real valid_seen games (spread over task types) compared."""
+    survey_steps: int = 30
+    """Steps of the template-seeking walk per game for the vocabulary comparison."""
+    parity_only: bool = False
+    """Measure only the parity (4, 5) and write it to ``alfworld_generator_parity.json``."""
+    transfer_real: Path | None = None
+    """``sdar-gym eval --output`` JSON of the tiny policy trained on generated games only, played
+    greedily on the real valid_seen games (if measured)."""
+    transfer_generated: Path | None = None
+    """The same policy's eval JSON on held-out generated games."""
 
 
 def _cpu_seconds() -> float:
@@ -115,7 +136,111 @@ def one_per_type(data_dir: Path, split: str) -> list[Path]:
     return files
 
 
+def _summary(xs: list[float]) -> dict:
+    xs = sorted(xs)
+    return {
+        "n": len(xs),
+        "min": xs[0],
+        "median": statistics.median(xs),
+        "mean": round(statistics.mean(xs), 2),
+        "max": xs[-1],
+        "histogram": dict(sorted(Counter(xs).items())),
+    }
+
+
+def _sentence(game: dict) -> str:
+    return game["grammar"].split("Your task is to: ", 1)[1].split('."', 1)[0]
+
+
+def _template_index(traj: dict, sentence: str) -> int | None:
+    p = traj["pddl_params"]
+    for i, t in enumerate(gen.library().goals[traj["task_type"]]["templates"]):
+        values = {k: p.get(f"{k}_target", "").lower() for k in ("object", "parent", "toggle", "mrecep")}
+        if t.format(obj=values["object"], recep=values["parent"], toggle=values["toggle"], mrecep=values["mrecep"]) == sentence:
+            return i
+    return None
+
+
+def describe(games: list, survey_steps: int) -> dict:
+    """Room, task and language statistics of ``games`` (GameRecords)."""
+    receptacles, objects, admissible, steps = [], [], [], []
+    types, templates, actions, words = Counter(), Counter(), Counter(), Counter()
+    for i, g in enumerate(games):
+        game = json.loads(g.game_file.read_text())
+        traj = json.loads((g.game_file.parent / "traj_data.json").read_text())
+        objects.append(len(re.findall(r"\(inReceptacle ", game["pddl_problem"])))
+        types[g.task_type] += 1
+        templates[f"{g.task_type}/{_template_index(traj, _sentence(game))}"] += 1
+        if "walkthrough" in game:
+            steps.append(len(game["walkthrough"]))
+        try:
+            states = gen.survey(g.game_file, survey_steps, seed=i)
+        except Exception as e:  # a few released games do not load; count them out
+            print(f"skip {g.task_id}: {type(e).__name__}")
+            continue
+        admissible.append(len(states[0].admissible))
+        receptacles.append(sum(a.startswith("go to ") for a in states[0].admissible))
+        for state in states:
+            actions.update(gen.action_template(a) for a in state.admissible)
+            words.update(re.findall(r"[a-z]+", state.feedback.lower()))
+    return {
+        "games": len(games),
+        "receptacles_per_room": _summary(receptacles),
+        "objects_per_room": _summary(objects),
+        "admissible_at_start": _summary(admissible),
+        "expert_steps": _summary(steps) if steps else None,
+        "task_types": {t: round(c / len(games), 3) for t, c in sorted(types.items())},
+        "goal_templates": {t: round(c / len(games), 3) for t, c in sorted(templates.items())},
+        "action_templates": sorted(actions),
+        "_words": set(words),
+    }
+
+
+def parity(n: int, seed: int, survey_steps: int) -> dict:
+    """Generated valid_seen games next to real ones."""
+    with tempfile.TemporaryDirectory() as out:
+        gen.generate_games(Path(out), "valid_seen", n, seed, progress=False, workers=gen.default_workers())
+        generated = describe(find_games(Path(out), "valid_seen"), survey_steps)
+    real_games = find_games(REAL_DATA, "valid_seen")
+    real_games = [real_games[round(i * len(real_games) / n)] for i in range(min(n, len(real_games)))]
+    real = describe(real_games, survey_steps)
+    g_words, r_words = generated.pop("_words"), real.pop("_words")
+    g_act, r_act = set(generated["action_templates"]), set(real["action_templates"])
+    return {
+        "generated": generated,
+        "real": real,
+        "vocabulary": {
+            "real_action_templates_generated": round(len(g_act & r_act) / len(r_act), 3),
+            "generated_action_templates_in_real": round(len(g_act & r_act) / len(g_act), 3),
+            "real_observation_words_generated": round(len(g_words & r_words) / len(r_words), 3),
+            "generated_observation_words_in_real": round(len(g_words & r_words) / len(g_words), 3),
+            "only_generated_actions": sorted(g_act - r_act),
+            "only_real_actions": sorted(r_act - g_act),
+        },
+    }
+
+
+def transfer(args: Args) -> dict:
+    """The tiny policy's greedy success (percent, the Table 1 columns) on real and generated games."""
+    if not (args.transfer_real and args.transfer_generated):
+        return {}
+    real, generated = (json.loads(p.read_text()) for p in (args.transfer_real, args.transfer_generated))
+    return {
+        "transfer": {
+            "real_valid_seen": {"episodes": real["episodes"], **real["table"]},
+            "generated_heldout": {"episodes": generated["episodes"], **generated["table"]},
+            "gap_points": round(generated["table"]["All"] - real["table"]["All"], 1),
+        }
+    }
+
+
 def main(args: Args) -> None:
+    if args.parity_only:
+        result = {"load_average": os.getloadavg(), "parity": parity(args.parity_games, args.seed, args.survey_steps)}
+        result.update(transfer(args))
+        print(json.dumps(result, indent=1))
+        atomic_write_json(RESULTS.with_name("alfworld_generator_parity.json"), result)
+        return
     with tempfile.TemporaryDirectory() as one, tempfile.TemporaryDirectory() as two:
         runs = [throughput(Path(out), args.n, args.seed, workers) for out, workers in ((one, 1), (two, 2))]
         for r in runs:
@@ -136,6 +261,9 @@ def main(args: Args) -> None:
         result["real_play"] = play_cost(one_per_type(REAL_DATA, "valid_seen"))
         g, r = result["generated_play"], result["real_play"]
         result["real_over_generated"] = {k: round(r[k] / g[k], 2) for k in ("load_reset_s", "plan_s", "plan_steps")}
+    if REAL_DATA.is_dir():
+        result["parity"] = parity(args.parity_games, args.seed, args.survey_steps)
+    result.update(transfer(args))
     print(json.dumps(result, indent=1))
     atomic_write_json(RESULTS, result)
 

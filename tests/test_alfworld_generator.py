@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
+import warnings
 from pathlib import Path
 
 import gymnasium as gym
@@ -179,3 +181,143 @@ def test_ensure_default_games_refuses_foreign_data(tmp_path):
     (tmp_path / "json_2.1.1" / "train").mkdir(parents=True)
     with pytest.raises(DataError, match="did not make"):
         gen.ensure_default_games(tmp_path, {"train": 1}, progress=False)
+
+
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld"
+real_only = pytest.mark.skipif(not (REAL / "json_2.1.1" / "valid_seen").is_dir(), reason="real ALFWorld games absent")
+
+
+def _real_games(per_type: int = 1) -> list:
+    games = []
+    for task_type in TASK_TYPES:
+        games += find_games(REAL, "valid_seen", [task_type])[:per_type]
+    return games
+
+
+@real_only
+def test_language_is_the_released_games():
+    """Domain and grammar are the released games' (up to the task sentence), from the wheel plus our edits."""
+    lib = gen.library()
+    real = json.loads(_real_games()[0].game_file.read_text())
+    sentence = real["grammar"].split("Your task is to: ", 1)[1].split('."', 1)[0]
+    assert lib.domain == real["pddl_domain"]
+    assert lib.grammar == real["grammar"].replace(sentence, "UNKNOWN GOAL")
+
+
+@real_only
+def test_action_templates_match_the_released_games(train):
+    """No command template occurs in generated games that real games lack, and the reverse."""
+    from sdar_gym.envs.alfworld.fast import FastEngine
+
+    def templates(game_files) -> set[str]:
+        found = set()
+        for f in game_files:
+            engine = FastEngine()  # compiles the game once for its walks
+            for seed in range(4):
+                found |= {gen.action_template(a) for state in gen.survey(f, 60, seed, engine) for a in state.admissible}
+        return found
+
+    _, trials = train
+    generated = templates([t / "game.tw-pddl" for t in trials])
+    real = templates([g.game_file for g in _real_games()])
+    assert "put X in/on X" in generated and "heat X with X" in generated
+    assert generated == real, (generated - real, real - generated)
+
+
+def test_whole_rooms_and_weighted_templates(train):
+    """Every fixed receptacle of the scene is in the room; goal sentences come from the goal library."""
+    _, trials = train
+    lib = gen.library()
+    for trial in trials:
+        traj = json.loads((trial / "traj_data.json").read_text())
+        problem = json.loads((trial / "game.tw-pddl").read_text())["pddl_problem"]
+        scene = lib.scenes[traj["scene"]["scene_num"]]
+        assert len(re.findall(r"\(receptacleType \w", problem)) == len(scene.receptacles)
+        params = traj["pddl_params"]
+        sentences = [
+            t.format(obj=params["object_target"].lower(), recep=params["parent_target"].lower(),
+                     toggle=params["toggle_target"].lower(), mrecep="")
+            for t in lib.goals[traj["task_type"]]["templates"]
+        ]
+        assert traj["task_desc"] in sentences
+    assert set(gen.TEMPLATE_WEIGHTS) == set(TASK_TYPES)
+
+
+def test_more_games_than_the_scenes_allow_stops_cleanly(tmp_path):
+    kept = gen.generate_games(tmp_path, "valid_unseen", 1, SEED, task_types=["Look"], progress=False)
+    limit = gen.capacity("valid_unseen", ("look_at_obj_in_light",))
+    with pytest.raises(DataError, match=f"allow only {limit} distinct games"):
+        gen.generate_games(tmp_path, "valid_unseen", limit + 1, SEED, task_types=["Look"], progress=False)
+    assert [g.game_file.parent for g in find_games(tmp_path, "valid_unseen")] == kept
+
+
+def test_cut_short_run_warns_at_load_and_the_same_command_completes_it(tmp_path, monkeypatch):
+    real_make = gen.make_game
+
+    def killed_at_2(root, split, seed, index, types):
+        if index == 2:
+            raise KeyboardInterrupt
+        return real_make(root, split, seed, index, types)
+
+    monkeypatch.setattr(gen, "make_game", killed_at_2)
+    with pytest.raises(KeyboardInterrupt):
+        gen.generate_games(tmp_path, "train", 3, SEED, progress=False)
+    with pytest.warns(UserWarning, match="unfinished generator run .*3 games asked, 2 found"):
+        assert len(find_games(tmp_path, "train")) == 2
+    monkeypatch.setattr(gen, "make_game", real_make)
+    solved = []
+    real_solve = gen._Verifier.solve
+    monkeypatch.setattr(gen._Verifier, "solve", lambda self, *a: solved.append(a) or real_solve(self, *a))
+    gen.generate_games(tmp_path, "train", 3, SEED, progress=False)
+    assert len(solved) >= 1 and all("000002" in str(a[0]) for a in solved), "games already written are kept"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(find_games(tmp_path, "train")) == 3
+
+
+_KILLED_RUN = """
+import os, sys, time
+from sdar_gym.envs.alfworld import generator as gen
+
+def slow(*args):
+    print(os.getpid(), flush=True)
+    time.sleep(600)
+
+gen.make_game = slow
+gen.generate_games(sys.argv[1], "train", 4, 0, progress=False, workers=2)
+"""
+
+
+def test_workers_die_with_a_killed_run(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "run.py"
+    script.write_text(_KILLED_RUN)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    run = subprocess.Popen([sys.executable, str(script), str(tmp_path / "out")], stdout=subprocess.PIPE, text=True, env=env)
+    workers = [int(run.stdout.readline()) for _ in range(2)]
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.monotonic() + 10
+    alive = workers
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in workers if _alive(pid)]
+    for pid in alive:  # do not leak them when the test fails
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, f"workers {alive} outlived their killed parent"
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie has exited
+        return f.read().split(") ", 1)[1][0] != "Z"

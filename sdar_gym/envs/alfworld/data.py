@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +48,11 @@ class GameRecord:
     """ALFWorld's long task-type name."""
     game_file: Path
     """The ``game.tw-pddl`` file."""
+
+
+INCOMPLETE = ".generating.json"
+"""File in ``json_2.1.1/<split>/`` while the game generator writes there: a run cut short leaves it,
+so that loading the split warns, and the same generator command completes the set."""
 
 
 _ALFWORLD_DATA_AT_IMPORT = os.environ.get("ALFWORLD_DATA")
@@ -102,6 +108,13 @@ def find_games(data_dir: str | os.PathLike, split: str, task_types: list[str] | 
         games.append(GameRecord(task_id=rel, task_type=task_type, game_file=game_file))
     if not games:
         raise DataError(f"no solvable ALFWorld games in {split_dir}" + (f" for task types {sorted(wanted)}" if wanted else ""))
+    if (split_dir / INCOMPLETE).exists():
+        run = _read_json(split_dir / INCOMPLETE)
+        warnings.warn(
+            f"{split_dir} holds an unfinished generator run (seed {run.get('seed')}, {run.get('n')} games asked, "
+            f"{len(games)} found): rerun `sdar-gym data alfworld` with the same split, n and seed to complete it",
+            stacklevel=2,
+        )
     return games
 
 

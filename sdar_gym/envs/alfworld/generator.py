@@ -6,33 +6,37 @@ ALFWorld's released games come from ALFRED's 3D scenes. The wheel ships enough o
 rebuild games without the simulator: ``gen/layouts/FloorPlan<N>-objects.json`` lists the object
 types present in scene N, and ``FloorPlan<N>-openable.json`` lists its fixed receptacles with the
 grid point the agent stands on to reach each one. For game ``index`` of a split and seed, this
-module draws, from a random stream keyed by ``(split, seed, index)`` only:
+module takes, from a random stream keyed by ``(split, seed, index)`` only:
 
 1. the task type (round robin over the requested types, so any six consecutive games cover all six);
-2. a scene of the split whose room kind allows that task (``constants.GOALS_VALID``) and which has
-   what the task needs (a microwave, fridge, sink basin or lamp); train and valid_seen use ALFRED's
-   train scenes, valid_unseen its test scenes, so valid_unseen shares no scene with train;
-3. the target object and its goal receptacle (or lamp);
-4. the room: 5 to 14 of the scene's receptacles, at most 6 of them openable, always keeping the
-   goal receptacle, the appliance and a start for the target. (Fast Downward's optimal search, which
-   is also the env's expert, grows steeply with receptacles: a whole ALFRED kitchen can take minutes
-   to plan, while these rooms plan in well under a second.);
-5. where everything starts: 1 to 3 targets (2 to 3 for pick_two), 1 to 5 distractor types of one or
-   two objects each, and the lamp, each in a receptacle whose type can hold it
-   (``constants.VAL_RECEPTACLE_OBJECTS``), targets never in the goal receptacle or the appliance.
+2. the next distinct task of that type, ``(scene, object, goal receptacle or lamp)``, from a
+   seeded order of every task the split's scenes can host (:func:`tasks_of`; the room kind must
+   allow the task, ``constants.GOALS_VALID``, and hold its microwave, fridge, sink basin or lamp).
+   Train and valid_seen use ALFRED's train scenes, valid_unseen its test scenes, so valid_unseen
+   shares no scene with train; a split has as many games of a type as it has such tasks;
+3. the whole room: every fixed receptacle of the scene, as in the released games;
+4. where everything starts, with the released valid_seen games' statistics: each of the scene's
+   object types is present with probability :data:`PRESENT_SHARE`, in 1 to 4 instances
+   (:data:`INSTANCE_WEIGHTS`), each in a receptacle that can hold it
+   (``constants.VAL_RECEPTACLE_OBJECTS``), targets never in the goal receptacle or the appliance;
+   the scene's lamps stand on tables, and its :data:`FIXTURES` (houseplants, televisions, ...) on
+   their usual receptacles;
+5. the goal sentence: one of the goal library's templates, weighted as the released games use them.
 
 The PDDL problem lists the room's receptacles and their locations, the objects (named
 ``Type_bar_<n>``, sink basins ``Sink_bar_<n>_bar_SinkBasin``, so ALFWorld's demangler shows
 "apple 1", "sinkbasin 1"), the ``canContain`` facts between present types, and the goal from
-``gen/goal_library.py`` (``#`` read as ``-``). The domain is ``data/alfred.pddl`` verbatim; the
-grammar is ``data/alfred.twl2`` with its ``UNKNOWN GOAL`` replaced by one of the goal library's
-sentence templates, as ALFWorld's ``add_task_to_grammar`` does. (So commands are the wheel's:
-"move apple 1 to countertop 1", where the released games say "put apple 1 in/on countertop 1".)
+``gen/goal_library.py`` (``#`` read as ``-``). Domain and grammar are the wheel's
+``data/alfred.pddl`` and ``data/alfred.twl2`` with this project's edits to the released games'
+command language (:func:`released_domain`, :func:`released_grammar`: "put apple 1 in/on
+countertop 1", "You arrive at loc 3."), and the grammar's ``UNKNOWN GOAL`` replaced by the
+sentence, as ALFWorld's ``add_task_to_grammar`` does.
 
-Every game is then loaded with TextWorld exactly as :class:`~sdar_gym.envs.alfworld.env.ALFWorldEnv`
-plays it, solved with the Fast Downward planner, and the plan replayed command by command; only a
-game whose replay wins is kept, with the plan stored as its ``walkthrough``; otherwise the same
-stream draws again. Each trial is written into a hidden staging folder and renamed into place, so a
+Fast Downward's optimal search takes seconds to minutes on whole ALFRED rooms, so the generator
+does not plan: :func:`walkthrough` builds a winning command sequence from the drawn state, and the
+game is loaded with TextWorld exactly as :class:`~sdar_gym.envs.alfworld.env.ALFWorldEnv` plays it
+and the walkthrough replayed command by command. Only a game whose replay wins is kept, with the
+replayed commands stored as its ``walkthrough``; otherwise the same stream draws the room again. Each trial is written into a hidden staging folder and renamed into place, so a
 killed run never leaves a half-written trial where :func:`~sdar_gym.envs.alfworld.data.find_games`
 looks. The same ``(split, seed)`` always writes byte-identical files.
 """
@@ -44,42 +48,62 @@ import fcntl
 import json
 import os
 import random
+import re
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
 from sdar_gym.core import ConfigError, DataError
-from sdar_gym.envs.alfworld.data import SPLITS, TASK_TYPES, canonical_task_type
+from sdar_gym.envs.alfworld.data import INCOMPLETE, SPLITS, TASK_TYPES, canonical_task_type
 from sdar_gym.io import atomic_dir, atomic_write_json
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bumped whenever the same seed would give different games; a default set of another version is rebuilt."""
 
 DEFAULT_SIZES: dict[str, int] = {"train": 200, "valid_seen": 50, "valid_unseen": 50}
-"""Games per split in the default set built on first use: about 0.7 CPU s a game, so ~2 minutes on
-two idle cores (longer on a busy machine; benchmarks/results/alfworld_generator.json)."""
+"""Games per split in the default set built on first use. Whole rooms cost TextWorld seconds to load:
+0.10 games/s with 2 workers on the shared, loaded 2-core machine of the measurement, so about 50
+minutes there (once), less on idle cores with more workers."""
 
 DEFAULT_SEED = 0
 """Seed of the default set."""
 
-MAX_PLAN_STEPS = 40
-"""Games whose plan is longer are redrawn, so the expert wins well within the env's 50 steps."""
-
 MAX_ATTEMPTS = 50
-"""Draws per game before giving up (a draw fails only when the planner finds no winning plan)."""
+"""Draws of a room per game before giving up (a draw fails when its walkthrough does not win)."""
 
-DISTRACTOR_TYPES = (1, 5)
-"""Inclusive range of distractor object types per game (one or two objects each)."""
+PRESENT_SHARE = 0.94
+"""Share of a scene's object types a room holds; measured on the released valid_seen games
+(94% of the scene's holdable types appear, 75% at least)."""
 
-ROOM_SIZE = (5, 14)
-"""Inclusive range of receptacles per game, drawn from the scene's (fewer when the scene has fewer)."""
+INSTANCE_WEIGHTS = (1541, 937, 698, 51)
+"""How many instances of a present object type a room holds (1, 2, 3 or 4), weighted by how often
+the released valid_seen games hold that many (counted over every type of every game)."""
 
-MAX_OPENABLE = 6
-"""Most openable receptacles (drawers, cabinets, ...) per game, needed ones included."""
+TEMPLATE_WEIGHTS: dict[str, tuple[int, ...]] = {
+    "look_at_obj_in_light": (13, 16),
+    "pick_and_place_simple": (20, 26),
+    "pick_clean_then_place_in_recep": (18, 15),
+    "pick_cool_then_place_in_recep": (16, 11),
+    "pick_heat_then_place_in_recep": (12, 8),
+    "pick_two_obj_and_place": (21, 11),
+}
+"""How often each of ``goal_library.gdict[type]["templates"]`` states the task in the released
+valid_seen games (trials counted per template, in the goal library's order)."""
+
+FIXTURES: dict[str, tuple[str, ...]] = {
+    "HousePlant": ("CounterTop", "DiningTable", "SideTable", "CoffeeTable", "Shelf", "Dresser", "Desk", "TVStand"),
+    "Television": ("TVStand", "Dresser", "CoffeeTable"),
+    "Mirror": ("CounterTop", "Dresser"),
+    "Window": ("CounterTop", "Shelf", "Dresser"),
+}
+"""Objects that cannot be picked up but stand on a receptacle (so observations and ``examine``
+show them), and the receptacle types they stand on in the released valid_seen games."""
 
 STAGING = ".staging"
 """Folder under ``json_2.1.1/`` where trials are written before they are renamed into place."""
@@ -101,7 +125,7 @@ _ACTION_PROPERTY = {
 }
 """The ``constants.VAL_ACTION_OBJECTS`` class the target object must belong to."""
 
-_OBJECT_FACTS = {"Cleanable": "cleanable", "Heatable": "heatable", "Coolable": "coolable"}
+_OBJECT_FACTS = {"Cleanable": "cleanable", "Heatable": "heatable", "Coolable": "coolable", "Sliceable": "sliceable"}
 """PDDL facts stating an object's abilities, keyed by ``constants.VAL_ACTION_OBJECTS`` class."""
 
 _LAMP_TYPES = ("DeskLamp", "FloorLamp")
@@ -127,6 +151,8 @@ class Scene:
     """Object types present that a receptacle of this scene can hold."""
     lamps: tuple[str, ...]
     """Lamp types present that can stand on a receptacle of this scene."""
+    fixtures: tuple[str, ...]
+    """:data:`FIXTURES` present that can stand on a receptacle of this scene."""
 
     @property
     def receptacle_types(self) -> set[str]:
@@ -175,8 +201,8 @@ def library() -> Library:
         if scene is not None:
             scenes[n] = scene
     return Library(
-        domain=(root / "data" / "alfred.pddl").read_text(encoding="utf-8"),
-        grammar=(root / "data" / "alfred.twl2").read_text(encoding="utf-8"),
+        domain=released_domain((root / "data" / "alfred.pddl").read_text(encoding="utf-8")),
+        grammar=released_grammar((root / "data" / "alfred.twl2").read_text(encoding="utf-8")),
         goals=goal_library.gdict,
         can_contain=can_contain,
         abilities={k: frozenset(v) for k, v in C.VAL_ACTION_OBJECTS.items()},
@@ -189,6 +215,39 @@ def library() -> Library:
         valid_kinds={k: frozenset(v) for k, v in C.GOALS_VALID.items()},
         scenes=scenes,
     )
+
+
+def _edit(text: str, old: str, new: str, what: str) -> str:
+    if text.count(old) < 1:
+        raise DataError(f"the installed alfworld wheel's {what} lacks {old!r}; this generator expects alfworld 0.3.x")
+    return text.replace(old, new)
+
+
+def released_grammar(wheel: str) -> str:
+    """The wheel's ``alfred.twl2`` changed to the command language of the released 2.1.1 games.
+
+    Three edits: placing reads "put X in/on Y" (the wheel says "move X to Y"), arriving names the
+    destination through the action's ``lend`` variable, and there is no ``help`` command.
+    """
+    text = _edit(wheel, '"move {o} to {r}"', '"put {o} in/on {r}"', "grammar")
+    text = _edit(text, "You move the {o.name} to the {r.name}.", "You put the {o.name} in/on the {r.name}.", "grammar")
+    text = _edit(text, "You arrive at {r.name}.", "You arrive at {lend.name}.", "grammar")
+    start = text.find("\n\naction help {")
+    if start < 0:
+        raise DataError("the installed alfworld wheel's grammar has no help action to drop")
+    end = text.index('""";\n}', start) + len('""";\n}')
+    return text[:start] + text[end:]
+
+
+def released_domain(wheel: str) -> str:
+    """The wheel's ``alfred.pddl`` as the released games use it: cleaning works in a sink as well
+    as a sink basin, and there is no ``help`` action."""
+    text = _edit(wheel, ";(receptacleType ?r SinkType)", "(receptacleType ?r SinkType)", "domain")
+    start = text.find("\n(:action help")
+    if start < 0:
+        raise DataError("the installed alfworld wheel's domain has no help action to drop")
+    end = text.index("\n)\n", text.index(":effect", start)) + len("\n)\n")
+    return text[:start] + text[end:]
 
 
 def _read_scene(layouts: Path, number: int, kind: str, can_contain: Mapping[str, frozenset[str]]) -> Scene | None:
@@ -218,6 +277,7 @@ def _read_scene(layouts: Path, number: int, kind: str, can_contain: Mapping[str,
         receptacles=tuple(receptacles),
         object_types=tuple(sorted((present & holdable) - set(can_contain))),
         lamps=tuple(t for t in _LAMP_TYPES if t in present and rtypes & set(_LAMP_STANDS)),
+        fixtures=tuple(t for t, stands in FIXTURES.items() if t in present and rtypes & set(stands)),
     )
 
 
@@ -238,13 +298,14 @@ class Task:
     toggle_target: str
     """Lamp type for look_at_obj_in_light, else ""."""
     placements: list[tuple[str, int]]
-    """``(object type, receptacle index in scene.receptacles)`` per object instance, lamps included."""
+    """``(object type, receptacle index in scene.receptacles)`` per object instance, lamps and
+    fixtures included; the targets come first."""
     sentence: str
     """The task as the game states it, e.g. ``put a hot apple in countertop``."""
 
 
-def _candidates(task_type: str, scene: Scene, lib: Library) -> list[tuple[str, str, list[int]]]:
-    """``(object, goal receptacle or lamp, receptacle indices a target may start in)`` choices."""
+def _candidates(task_type: str, scene: Scene, lib: Library) -> list[tuple[str, str]]:
+    """``(object, goal receptacle or lamp)`` choices of ``task_type`` in ``scene``."""
     appliance = _APPLIANCE.get(task_type)
     if appliance and appliance not in scene.receptacle_types:
         return []
@@ -258,102 +319,96 @@ def _candidates(task_type: str, scene: Scene, lib: Library) -> list[tuple[str, s
         for goal in goals:
             if not look and obj not in lib.can_contain[goal]:
                 continue
-            starts = [
-                i
-                for i, (rtype, _, _) in enumerate(scene.receptacles)
-                if obj in lib.can_contain[rtype] and rtype not in (goal, appliance)
-            ]
-            if starts:
-                out.append((obj, goal, starts))
+            if _starts(scene, obj, goal, appliance, lib):
+                out.append((obj, goal))
     return out
 
 
+def _starts(scene: Scene, obj: str, goal: str, appliance: str | None, lib: Library) -> list[int]:
+    """Receptacles a target may start in: any that can hold it but the goal and the appliance."""
+    return [
+        i for i, (rtype, _, _) in enumerate(scene.receptacles) if obj in lib.can_contain[rtype] and rtype not in (goal, appliance)
+    ]
+
+
 @cache
-def _scenes_for(task_type: str, split: str) -> tuple[Scene, ...]:
-    """The scenes of ``split`` that can host ``task_type``, in ALFRED's order."""
+def tasks_of(task_type: str, split: str) -> tuple[tuple[int, str, str], ...]:
+    """Every distinct ``(scene, object, goal receptacle or lamp)`` task of ``task_type`` the scenes
+    of ``split`` can host, in ALFRED's scene order: how many games of that type a split allows."""
     lib = library()
     return tuple(
-        lib.scenes[n]
+        (n, obj, goal)
         for n in lib.scene_sets[_SPLIT_SCENES[split]]
-        if lib.scenes[n].kind in lib.valid_kinds[task_type] and _candidates(task_type, lib.scenes[n], lib)
+        if lib.scenes[n].kind in lib.valid_kinds[task_type]
+        for obj, goal in _candidates(task_type, lib.scenes[n], lib)
     )
 
 
-def draw_task(task_type: str, split: str, rng: random.Random) -> Task:
-    """Draw a task of ``task_type`` in a scene of ``split``, a room of that scene, and place every object."""
+@cache
+def _task_order(task_type: str, split: str, seed: int) -> tuple[tuple[int, str, str], ...]:
+    """The split's tasks of one type in the order games of ``(split, seed)`` take them."""
+    tasks = list(tasks_of(task_type, split))
+    random.Random(f"sdar-gym/alfworld/v{GENERATOR_VERSION}/{split}/{seed}/{task_type}").shuffle(tasks)
+    return tuple(tasks)
+
+
+def capacity(split: str, task_types: tuple[str, ...]) -> int:
+    """The most games :func:`generate_games` writes for ``split`` with ``task_types`` (round robin),
+    each a distinct task: game ``i`` is task ``i // len(task_types)`` of its type."""
+    k = len(task_types)
+    return min(len(tasks_of(t, split)) * k + j for j, t in enumerate(task_types))
+
+
+def draw_task(task_type: str, split: str, seed: int, index: int, n_types: int, rng: random.Random) -> Task:
+    """Game ``index``'s task (the next distinct task of its type) in the whole room of its scene,
+    with every object placed."""
     lib = library()
-    scenes = _scenes_for(task_type, split)
-    if not scenes:
-        raise DataError(f"no {split} scene in the alfworld wheel's layouts can host {task_type}")
-    scene = rng.choice(scenes)
-    obj, goal, starts = rng.choice(_candidates(task_type, scene, lib))
+    order = _task_order(task_type, split, seed)
+    if index // n_types >= len(order):
+        raise DataError(f"{split} scenes allow only {len(order)} distinct {task_type} games")
+    number, obj, goal = order[index // n_types]
+    scene = lib.scenes[number]
     look = task_type == "look_at_obj_in_light"
     appliance = _APPLIANCE.get(task_type)
-    scene = _part_of(scene, goal, appliance, look, starts, rng)
-
     kinds = [r[0] for r in scene.receptacles]
-    starts = [i for i, k in enumerate(kinds) if obj in lib.can_contain[k] and k not in (goal, appliance)]
-    n_targets = rng.randint(2, 3) if task_type == "pick_two_obj_and_place" else rng.randint(1, 3)
-    placements = [(obj, rng.choice(starts)) for _ in range(n_targets)]
-    if look:
-        stands = [i for i, k in enumerate(kinds) if k in _LAMP_STANDS]
-        placements.append((goal, rng.choice(stands)))
-    others = [t for t in scene.object_types if t != obj]
-    for dtype in rng.sample(others, min(len(others), rng.randint(*DISTRACTOR_TYPES))):
+    starts = _starts(scene, obj, goal, appliance, lib)
+
+    lowest = 2 if task_type == "pick_two_obj_and_place" else 1
+    counts = rng.choices(range(1, len(INSTANCE_WEIGHTS) + 1), INSTANCE_WEIGHTS, k=1 + len(scene.object_types))
+    placements = [(obj, rng.choice(starts)) for _ in range(max(lowest, counts[0]))]
+    for dtype, count in zip(scene.object_types, counts[1:]):
+        if dtype == obj or rng.random() >= PRESENT_SHARE:
+            continue
         holders = [i for i, k in enumerate(kinds) if dtype in lib.can_contain[k]]
-        placements += [(dtype, rng.choice(holders)) for _ in range(rng.randint(1, 2))]
+        placements += [(dtype, rng.choice(holders)) for _ in range(count)]
+    stands = [i for i, k in enumerate(kinds) if k in _LAMP_STANDS]
+    lamps = [goal] if look else [lamp for lamp in scene.lamps if rng.random() < PRESENT_SHARE]
+    placements += [(lamp, rng.choice(stands)) for lamp in lamps]
+    for fixture in scene.fixtures:
+        holders = [i for i, k in enumerate(kinds) if k in FIXTURES[fixture]]
+        placements.append((fixture, rng.choice(holders)))
 
     parent, toggle = ("", goal) if look else (goal, "")
-    template = rng.choice(lib.goals[task_type]["templates"])
+    template = rng.choices(lib.goals[task_type]["templates"], TEMPLATE_WEIGHTS[task_type])[0]
     sentence = template.format(obj=obj.lower(), recep=parent.lower(), toggle=toggle.lower(), mrecep="")
     return Task(task_type, scene, obj, parent, toggle, placements, sentence)
 
 
-def _part_of(
-    scene: Scene, goal: str, appliance: str | None, look: bool, starts: list[int], rng: random.Random
-) -> Scene:
-    """A room of :data:`ROOM_SIZE` receptacles of ``scene`` (at most :data:`MAX_OPENABLE` openable),
-    keeping one start for the target, one goal receptacle (or lamp stand) and the appliance.
-
-    The planner's search grows steeply with receptacles, openable ones above all (its state holds
-    which are open); whole ALFRED kitchens make it take minutes per game.
-    """
-    lib = library()
-    kinds = [r[0] for r in scene.receptacles]
-    needed = [k for k in (appliance, None if look else goal) if k]
-    must = {rng.choice(starts)}
-    must |= {rng.choice([i for i, k in enumerate(kinds) if k == need]) for need in needed}
-    if look:
-        must.add(rng.choice([i for i, k in enumerate(kinds) if k in _LAMP_STANDS]))
-    size = min(len(kinds), rng.randint(*ROOM_SIZE))
-    keep = set(must)
-    n_open = sum(kinds[i] in lib.openable for i in keep)
-    for i in rng.sample(range(len(kinds)), len(kinds)):
-        if len(keep) >= size:
-            break
-        if i in keep or (kinds[i] in lib.openable and n_open >= MAX_OPENABLE):
-            continue
-        keep.add(i)
-        n_open += kinds[i] in lib.openable
-    receptacles = tuple(scene.receptacles[i] for i in sorted(keep))
-    holdable = set().union(*(lib.can_contain[r[0]] for r in receptacles))
-    return replace(
-        scene,
-        receptacles=receptacles,
-        object_types=tuple(t for t in scene.object_types if t in holdable),
-        lamps=tuple(t for t in scene.lamps if any(r[0] in _LAMP_STANDS for r in receptacles)),
-    )
+def _entities(task: Task) -> tuple[list, list, dict, str]:
+    """PDDL ids: ``(type, id, location)`` per receptacle, ``(type, id, receptacle)`` per object,
+    agent point -> location, and the agent's start location."""
+    scene = task.scene
+    points = sorted({p for _, _, p in scene.receptacles})
+    location = {p: f"loc_bar_{i}" for i, p in enumerate(points)}
+    receptacles = [(rtype, prefix.format(i + 1), location[p]) for i, (rtype, prefix, p) in enumerate(scene.receptacles)]
+    offset = len(receptacles) + 1
+    objects = [(otype, f"{otype}_bar_{offset + j}", receptacles[r]) for j, (otype, r) in enumerate(task.placements)]
+    return receptacles, objects, location, f"loc_bar_{len(points)}"
 
 
 def render_problem(task: Task, name: str, lib: Library) -> str:
     """The PDDL problem of a task: objects, initial facts, and the goal library's goal."""
-    scene = task.scene
-    points = sorted({p for _, _, p in scene.receptacles})
-    location = {p: f"loc_bar_{i}" for i, p in enumerate(points)}
-    start = f"loc_bar_{len(points)}"
-    receptacles = [(rtype, prefix.format(i + 1), location[p]) for i, (rtype, prefix, p) in enumerate(scene.receptacles)]
-    offset = len(receptacles) + 1
-    objects = [(otype, f"{otype}_bar_{offset + j}", receptacles[r]) for j, (otype, r) in enumerate(task.placements)]
+    receptacles, objects, location, start = _entities(task)
 
     rtypes = sorted({r[0] for r in receptacles})
     otypes = sorted({o[0] for o in objects})
@@ -375,6 +430,7 @@ def render_problem(task: Task, name: str, lib: Library) -> str:
         init += [f"(objectType {oid} {otype}Type)", f"(inReceptacle {oid} {rid})", f"(objectAtLocation {oid} {loc})"]
         if otype in _LAMP_TYPES:
             init.append(f"(toggleable {oid})")
+        if otype in _LAMP_TYPES or otype in FIXTURES:
             continue
         init.append(f"(pickupable {oid})")
         if otype in lib.movable_receptacles:
@@ -391,8 +447,64 @@ def render_problem(task: Task, name: str, lib: Library) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Checking a game with TextWorld and the planner
+# Checking a game: a walkthrough built from the drawn state, replayed in TextWorld
 # ---------------------------------------------------------------------------------------------
+
+_VERBS = {
+    "pick_clean_then_place_in_recep": "clean",
+    "pick_heat_then_place_in_recep": "heat",
+    "pick_cool_then_place_in_recep": "cool",
+}
+"""The command that changes the target's state in its appliance."""
+
+
+def walkthrough(task: Task) -> list[tuple[str, ...]]:
+    """A winning command sequence as ``(verb, PDDL id, ...)`` steps, built from the drawn state.
+
+    Full ALFRED rooms take Fast Downward's optimal search seconds to minutes, so the generator does
+    not plan: it knows where each target starts, walks there, opens what is closed, takes it, uses
+    the appliance or lamp, and puts it in the first goal receptacle. Replaying these steps in
+    TextWorld (:class:`_Verifier`) is the proof that the game is solvable.
+    """
+    lib = library()
+    receptacles, objects, _, _ = _entities(task)
+    first = {rtype: rid for rtype, rid, _ in reversed(receptacles)}
+    kind = {rid: rtype for rtype, rid, _ in receptacles}
+    opened: set[str] = set()
+    steps: list[tuple[str, ...]] = []
+
+    def visit(rid: str, open_it: bool = True) -> None:
+        steps.append(("go to", rid))
+        if open_it and kind[rid] in lib.openable and rid not in opened:
+            steps.append(("open", rid))
+            opened.add(rid)
+
+    n = 2 if task.task_type == "pick_two_obj_and_place" else 1
+    for _, oid, (_, rid, _) in objects[:n]:
+        visit(rid)
+        steps.append(("take", oid, rid))
+        if task.task_type in _VERBS:
+            appliance = first[_APPLIANCE[task.task_type]]
+            visit(appliance, open_it=False)
+            steps.append((_VERBS[task.task_type], oid, appliance))
+        if task.toggle_target:
+            lamp, (_, stand, _) = next((oid, r) for otype, oid, r in objects if otype == task.toggle_target)
+            visit(stand, open_it=False)
+            steps.append(("use", lamp))
+        else:
+            visit(first[task.parent_target])
+            steps.append(("put", oid, first[task.parent_target]))
+    return steps
+
+
+_COMMANDS = {
+    "go to": "go to {0}",
+    "open": "open {0}",
+    "take": "take {0} from {1}",
+    "put": "put {0} in/on {1}",
+    "use": "use {0}",
+    **{verb: verb + " {0} with {1}" for verb in _VERBS.values()},
+}
 
 
 class _Verifier:
@@ -403,8 +515,11 @@ class _Verifier:
         self.last_failure = ""
         """Why the last game was rejected (kept for the error raised when every draw fails)."""
 
-    def solve(self, game_file: Path) -> list[str] | None:
-        """The planner's walkthrough if replaying it command by command wins the game, else None."""
+    def solve(self, game_file: Path, task: Task) -> list[str] | None:
+        """The commands of :func:`walkthrough` if replaying them in TextWorld wins, else None.
+
+        A ``go to`` that is not admissible because the agent already stands there is left out.
+        """
         import textworld
         from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
 
@@ -417,20 +532,22 @@ class _Verifier:
             else:
                 self._env.load(str(game_file))
             state = self._env.reset()
-            pddl_env = self._env.unwrapped
-            plan = list(pddl_env._pddl_state.replan(pddl_env._entity_infos))
-        except Exception as e:  # TextWorld/Fast Downward raise many types; the draw is redrawn
+            names = {info.id: info.name for info in self._env._entity_infos.values()}  # ids lower-cased
+            commands = [_COMMANDS[verb].format(*(names[i.lower()] for i in ids)) for verb, *ids in walkthrough(task)]
+            if state["won"]:
+                return self._reject("the goal already holds at the start")
+            played = []
+            for command in commands:
+                if command not in state["admissible_commands"]:
+                    if command.startswith("go to "):
+                        continue
+                    return self._reject(f"walkthrough command {command!r} is not admissible")
+                state, _, _ = self._env.step(command)
+                played.append(command)
+        except Exception as e:  # TextWorld raises many types; the draw is redrawn
             self._env = None
             return self._reject(f"TextWorld failed: {type(e).__name__}: {e}")
-        if state["won"]:
-            return self._reject("the goal already holds at the start")
-        if not 0 < len(plan) <= MAX_PLAN_STEPS:
-            return self._reject(f"the planner found no plan of 1 to {MAX_PLAN_STEPS} steps ({len(plan)})")
-        for command in plan:
-            if command not in state["admissible_commands"]:
-                return self._reject(f"planned command {command!r} is not admissible")
-            state, _, _ = self._env.step(command)
-        return plan if state["won"] else self._reject("replaying the plan does not win")
+        return played if state["won"] else self._reject("replaying the walkthrough does not win")
 
     def _reject(self, why: str) -> None:
         self.last_failure = why
@@ -471,10 +588,13 @@ def make_game(root: Path, split: str, seed: int, index: int, task_types: tuple[s
     task_type = task_types[index % len(task_types)]
     trial = f"trial_{split}-s{seed}-{index:06d}"
     root = Path(root)
+    done = _written(root, split, trial, {"version": GENERATOR_VERSION, "split": split, "seed": seed, "index": index})
+    if done is not None:
+        return done
     staging = root / STAGING
     staging.mkdir(parents=True, exist_ok=True)
     for _ in range(MAX_ATTEMPTS):
-        task = draw_task(task_type, split, rng)
+        task = draw_task(task_type, split, seed, index, len(task_types), rng)
         folder = f"{task_type}-{task.object_target}-None-{task.parent_target or task.toggle_target}-{task.scene.number}"
         game = {
             "pddl_domain": lib.domain,
@@ -485,7 +605,7 @@ def make_game(root: Path, split: str, seed: int, index: int, task_types: tuple[s
         tmp = Path(tempfile.mkdtemp(prefix=f"{trial}.", dir=staging))
         try:
             _write(tmp / "game.tw-pddl", _dumps(game))
-            plan = _verifier().solve(tmp / "game.tw-pddl")
+            plan = _verifier().solve(tmp / "game.tw-pddl", task)
             if plan is None:
                 continue
             _write(tmp / "game.tw-pddl", _dumps({**game, "walkthrough": plan}))
@@ -514,6 +634,15 @@ def make_game(root: Path, split: str, seed: int, index: int, task_types: tuple[s
         f"could not draw a solvable {task_type} game for {split} seed {seed} index {index} "
         f"in {MAX_ATTEMPTS} tries; last: {_verifier().last_failure}"
     )
+
+
+def _written(root: Path, split: str, trial: str, generator: dict) -> Path | None:
+    """The trial folder if an earlier run already wrote this very game (so a cut-short run resumes)."""
+    for traj in (root / split).glob(f"*/{trial}/traj_data.json"):
+        with contextlib.suppress(OSError, ValueError):
+            if json.loads(traj.read_text(encoding="utf-8")).get("generator") == generator:
+                return traj.parent
+    return None
 
 
 def _move_into_place(tmp: Path, final: Path) -> None:
@@ -564,18 +693,41 @@ def generate_games(
     types = _check_args(split, n, task_types)
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    if n > capacity(split, types):
+        raise DataError(
+            f"the {split} scenes allow only {capacity(split, types)} distinct games of task types "
+            f"{', '.join(types)} ({', '.join(f'{t}: {len(tasks_of(t, split))}' for t in types)}); asked for {n}"
+        )
     root = Path(out) / "json_2.1.1"
+    marker = root / split / INCOMPLETE
+    atomic_write_json(marker, {"version": GENERATOR_VERSION, "seed": seed, "n": n, "task_types": list(types)})
     paths = _make_all(root, [(split, seed, i, types) for i in range(n)], workers, f"ALFWorld {split} games", progress)
+    marker.unlink()
     with contextlib.suppress(OSError):
         (root / STAGING).rmdir()  # kept while another run still writes there
     return paths
+
+
+def _init_worker(parent: int) -> None:
+    """Set up a pool worker: read the wheel once, and exit as soon as ``parent`` is gone, so a run
+    killed with SIGKILL (which cannot shut its pool down) leaves no worker behind."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    library()
 
 
 def _make_all(root: Path, jobs: list[tuple], workers: int, title: str, progress: bool) -> list[Path]:
     """:func:`make_game` for each job, in order, in ``workers`` processes, with a progress bar."""
     with contextlib.ExitStack() as stack:
         if workers > 1 and len(jobs) > 1:
-            pool = stack.enter_context(ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=library))
+            pool = stack.enter_context(
+                ProcessPoolExecutor(max_workers=min(workers, len(jobs)), initializer=_init_worker, initargs=(os.getpid(),))
+            )
             stack.callback(pool.shutdown, cancel_futures=True)  # Ctrl-C drops the queued games
             # Submitting forks every worker now, before the progress bar starts its thread.
             pending = [pool.submit(make_game, root, *job) for job in jobs]
@@ -630,6 +782,8 @@ def ensure_default_games(
         raise ConfigError("sizes must name at least one split")
     for split, n in sizes.items():
         _check_args(split, n, None)
+        if n > capacity(split, tuple(TASK_TYPES)):
+            raise DataError(f"the {split} scenes allow only {capacity(split, tuple(TASK_TYPES))} distinct games; asked for {n}")
     manifest = {"version": GENERATOR_VERSION, "seed": DEFAULT_SEED, "sizes": sizes}
     if _manifest(data_dir) == manifest:
         return data_dir
@@ -683,11 +837,45 @@ class GenerateALFWorldArgs:
     """Worker processes (default: the CPU count, at most 4); the games do not depend on it."""
 
     def run(self) -> None:
-        import time
-
         workers = self.workers or default_workers()
         start = time.perf_counter()
         paths = generate_games(self.out, self.split, self.n, self.seed, self.task_types, progress=True, workers=workers)
         elapsed = time.perf_counter() - start
         where = self.out / "json_2.1.1" / self.split
         print(f"wrote {len(paths)} {self.split} games to {where} ({len(paths) / elapsed:.2f} games/s)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Comparing generated games with the released ones
+# ---------------------------------------------------------------------------------------------
+
+_ENTITY = re.compile(r"\b[a-z]+ \d+\b")
+
+
+def action_template(action: str) -> str:
+    """A command with its entity names blanked: ``put apple 1 in/on countertop 2`` -> ``put X in/on X``."""
+    return _ENTITY.sub("X", action)
+
+
+def survey(game_file: Path, steps: int, seed: int, engine=None) -> list:
+    """The states of a walk through a game that prefers commands of templates it has not yet seen
+    admissible (so a short walk meets most of the game's command language); for parity checks.
+
+    Returns the :class:`~sdar_gym.envs.alfworld.engines.EngineState` after reset and after each step.
+    """
+    from sdar_gym.envs.alfworld.fast import FastEngine
+
+    engine = engine or FastEngine()
+    rng = random.Random(seed)
+    engine.load(Path(game_file))
+    states = [engine.reset()]
+    tried: set[str] = set()
+    for _ in range(steps):
+        admissible = states[-1].admissible
+        fresh = [a for a in admissible if action_template(a) not in tried and a not in ("look", "inventory")]
+        command = rng.choice(fresh or admissible)
+        tried.add(action_template(command))
+        states.append(engine.step(command))
+        if states[-1].won:
+            break
+    return states
