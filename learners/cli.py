@@ -29,8 +29,9 @@ class TrainArgs:
     """Tasks (groups) per step; a step rolls out tasks_per_step × group_size episodes."""
     max_turns: int = 50
     """Turns per episode at most."""
-    skills: str = "topk"
-    """Skill retrieval strategy for the teacher (and the student, for skill_grpo): full, task_type, topk, kmeans, ucb, random."""
+    skills: str = "official"
+    """Skill retrieval strategy for the teacher (and the student, for skill_grpo): official (general skills plus
+    the task type's, as the released code), full, task_type, topk, kmeans, ucb, random."""
     skills_k: int = 3
     """Skills retrieved per task."""
     skills_embedder: str = "default"

@@ -129,7 +129,7 @@ class SkillContext:
 
     library: Any
     """A :class:`skills.SkillLibrary` (anything with ``retrieve(task, task_type=, k=, strategy=)``)."""
-    strategy: str = "topk"
+    strategy: str = "official"
     k: int = 3
     budget_chars: int | None = None
     seed: int | None = None
