@@ -154,14 +154,17 @@ class PolicyGradientLearner:
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def rl_terms(self, batch: Batch, advantages: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """GRPO's loss: clipped surrogate + kl_coef·KL(π‖π_ref) − entropy_coef·H, token-mean."""
+    def rl_terms(self, batch: Batch, advantages: torch.Tensor | None = None, pg_coef: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """GRPO's loss: pg_coef·clipped surrogate + kl_coef·KL(π‖π_ref) − entropy_coef·H, token-mean.
+
+        ``pg_coef`` is the released actor's ``pg_loss_coef`` (verl/workers/actor/dp_actor.py; 0 for OPSD).
+        """
         c = self.config
         adv = batch.advantages if advantages is None else advantages
         pg, stats = losses.clipped_policy_loss(batch.logp, batch.old_logp, adv, batch.mask, c.clip_ratio_low, c.clip_ratio_high, c.clip_ratio_c)
         stats["pg_loss"] = pg.detach()
         reg, reg_stats = self.regularizers(batch)
-        return pg + reg, stats | reg_stats
+        return pg_coef * pg + reg, stats | reg_stats
 
     def regularizers(self, batch: Batch) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
         """kl_coef·KL(π‖π_ref) − entropy_coef·H, token-mean; each term only when its input exists."""
