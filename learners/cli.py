@@ -21,14 +21,27 @@ class TrainArgs:
     """Env short name or gymnasium id (see ``sdar-gym envs``)."""
     model: str | None = None
     """Hugging Face id or local folder; omitted, the built-in tiny policy is used (built on first use)."""
-    steps: int = 100
-    """RL steps (one rollout batch and one policy update each)."""
-    group_size: int = 8
-    """G: rollouts per task; advantages are normalized within each group."""
-    tasks_per_step: int = 16
-    """Tasks (groups) per step; a step rolls out tasks_per_step × group_size episodes."""
-    max_turns: int = 50
-    """Turns per episode at most."""
+    preset: str = "paper"
+    """Per-env defaults (``sdar_gym.presets``; docs/presets.md): paper (the released code's values) or none.
+    Every value can be overridden by its own option or by --learner-args."""
+    advantage: str = "grpo"
+    """Advantage estimator: grpo (per turn, the released default), grpo_episode, gigpo."""
+    teacher_template: str = "official"
+    """Teacher prompt: official (the released construction, left-truncated) or in_message."""
+    steps: int | None = None
+    """RL steps (one rollout batch and one policy update each); None: the preset's."""
+    group_size: int | None = None
+    """G: rollouts per task; advantages are normalized within each group; None: the preset's."""
+    tasks_per_step: int | None = None
+    """Tasks (groups) per step; a step rolls out tasks_per_step × group_size episodes; None: the preset's."""
+    max_turns: int | None = None
+    """Turns per episode at most; None: the preset's."""
+    history_length: int | None = None
+    """(observation, action) pairs shown in the prompt; None: the preset's (else the env's agent spec)."""
+    invalid_penalty: float | None = None
+    """Penalty of a turn whose response fails projection; None: the preset's."""
+    win_reward: float | None = None
+    """Reward of a won episode's last turn; None: the preset's."""
     skills: str = "official"
     """Skill retrieval strategy for the teacher (and the student, for skill_grpo): official (general skills plus
     the task type's, as the released code), full, task_type, topk, kmeans, ucb, random."""
@@ -52,8 +65,8 @@ class TrainArgs:
     """Seed of task sampling and generation; a resumed run replays the same choices."""
     temperature: float = 1.0
     """Sampling temperature of the rollout."""
-    max_new_tokens: int = 256
-    """Tokens per response at most."""
+    max_new_tokens: int | None = None
+    """Tokens per response at most; None: the preset's."""
     learner_args: dict[str, str] = field(default_factory=dict)
     """Learner settings, e.g. ``--learner-args lr 1e-5 distill_coef 0.02 gate_beta 5``."""
     lora_rank: int = 0
@@ -92,14 +105,17 @@ class EvalArgs:
     """A training run folder or one of its checkpoints/step_N folders."""
     split: str | None = None
     """Data split for envs that have splits (ALFWorld: valid_seen, valid_unseen)."""
-    episodes: int = 50
-    """Tasks to evaluate (each played once); the first N task ids of the split, in order."""
+    episodes: int | None = None
+    """Tasks to evaluate, each played once. None: the whole split; N: a sample of N seeded by --seed
+    and stratified by task type (each type keeps its share of the split)."""
     batch_size: int = 8
     """Episodes run side by side; results do not depend on it."""
-    max_turns: int = 50
-    temperature: float = 0.0
-    """0 is greedy decoding."""
-    max_new_tokens: int = 256
+    preset: str = "paper"
+    """Per-env defaults for the settings below left at None (see ``sdar-gym train --preset``)."""
+    max_turns: int | None = None
+    temperature: float | None = None
+    """0 is greedy decoding; None: the preset's validation temperature (paper: 0.4 sampled, Search greedy)."""
+    max_new_tokens: int | None = None
     seed: int = 0
     env_pool: Literal["inline", "process", "ray", "http"] = "inline"
     env_kwargs: dict[str, str] = field(default_factory=dict)

@@ -30,6 +30,7 @@ from learners.run_log import RunLog
 from learners.teacher import SkillContext
 from sdar_gym.core import ConfigError, DataError
 from sdar_gym.io import atomic_write_json
+from learners.settings import resolve_train
 from sdar_gym.rollout.types import Episode, SamplingParams
 
 
@@ -76,18 +77,19 @@ def load_skills(cfg: TrainArgs, needed: bool) -> SkillContext | None:
     return SkillContext(library, strategy=cfg.skills, k=cfg.skills_k, budget_chars=cfg.skills_budget_chars, seed=cfg.seed, with_skills=TextAgent(name).with_skills)
 
 
-def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: int, group_size: int, skills=None, temperature: float | None = None) -> list[Episode]:
+def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: int, group_size: int, skills=None, temperature: float | None = None, agent=None) -> list[Episode]:
     """G episodes of each task through the rollout layer's async collector."""
     from sdar_gym.rollout import collect
 
     sampling = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature if temperature is None else temperature)
     hf = policy.as_policy(max_batch_size=max(1, cfg.num_envs))
-    return asyncio.run(collect(hf, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills))
+    return asyncio.run(collect(hf, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills, agent=agent))
 
 
 class Trainer:
     def __init__(self, cfg: TrainArgs, policy: PolicyModel | None = None, skills: SkillContext | None = None) -> None:
         entry = learner_entry(cfg.learner)
+        cfg, self.agent = resolve_train(cfg)  # the preset fills every option left unset
         for name in ("steps", "group_size", "tasks_per_step", "max_turns", "num_envs"):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
@@ -120,7 +122,7 @@ class Trainer:
         from sdar_gym.rollout import make_pool
 
         cfg = self.cfg
-        atomic_write_json(self.run_dir / "config.json", _jsonable(asdict(cfg)))
+        atomic_write_json(self.run_dir / "config.json", _jsonable(asdict(cfg) | {"learner_config": asdict(self.learner.config)}))
         log = RunLog(self.run_dir, resume_step=self.step + 1, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project, config=_jsonable(asdict(cfg)))
         pool = make_pool(cfg.env_pool, cfg.env, cfg.num_envs, self.env_kwargs)
         last: dict[str, float] = {}
@@ -146,7 +148,7 @@ class Trainer:
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         t0 = time.perf_counter()
         tasks = step_tasks(self.tasks, cfg.tasks_per_step, cfg.seed, step)
-        episodes = rollout(self.policy, pool, tasks, cfg, seed=cfg.seed * 7919 + step, group_size=cfg.group_size, skills=self._student_skills())
+        episodes = rollout(self.policy, pool, tasks, cfg, seed=cfg.seed * 7919 + step, group_size=cfg.group_size, skills=self._student_skills(), agent=self.agent)
         t_roll = time.perf_counter() - t0
         metrics = episode_metrics(episodes)
         metrics.update(self.learner.update(episodes))
