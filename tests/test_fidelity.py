@@ -280,3 +280,26 @@ def test_stratified_eval_sample_keeps_each_types_share():
     many = [f"{k}{i}" for k, n in zip("pqrstu", (40, 25, 20, 15, 10, 5)) for i in range(n)]
     assert {t[0] for t in stratified_sample(many, {t: t[0] for t in many}, 50, seed=0)} == set("pqrstu")
     assert math.isclose(sum(1 for t in stratified_sample(many, {t: t[0] for t in many}, 50, seed=0) if t[0] == "p"), 17, abs_tol=1)
+
+
+# ---- every learner composes with every estimator -------------------------------------------------------
+from test_learners import FakeLibrary, episodes, params, tiny_policy, tokenizer  # noqa: E402,F401  (tokenizer is a fixture)
+
+
+@pytest.mark.parametrize("advantage", ["grpo", "grpo_episode", "gigpo"])
+@pytest.mark.parametrize("name", LEARNER_NAMES)
+def test_every_learner_trains_with_every_estimator(tokenizer, name, advantage, torch_one_thread):  # noqa: F811
+    policy = tiny_policy(tokenizer)
+    skills = SkillContext(FakeLibrary()) if learner_entry(name).learner_cls.uses_teacher else None
+    learner = make_learner(name, policy, skills, overrides={"lr": 1e-3, "advantage": advantage, "ppo_mini_batch_size": 4})
+    eps = episodes(tokenizer, policy)
+    for i, e in enumerate(eps):  # distinct anchors per step, one invalid turn: GiGPO's step groups are not trivial
+        for j, t in enumerate(e.turns):
+            t.observation = f"obs {j}"
+            if i == j:
+                t.penalty, t.reward = 0.1, t.reward - 0.1
+    before = params(policy)
+    metrics = learner.update(eps)
+    assert any(not torch.equal(x, y) for x, y in zip(before, params(policy)))
+    assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
+    assert metrics["train/optimizer_steps"] == 2.0  # 8 turn samples, 4 per optimizer step
