@@ -32,6 +32,10 @@ def _agent(env: str, table: dict[str, Setting], given: dict[str, Any]) -> tuple[
 
 def resolve_train(cfg: TrainArgs) -> tuple[TrainArgs, AgentConfig]:
     """``cfg`` with every preset-controlled option filled in, and the agent config of its rollouts."""
+    from learners.advantages import estimator
+    from learners.teacher import teacher_template
+
+    estimator(cfg.advantage), teacher_template(cfg.teacher_template)  # bad names fail before any model loads
     env, table = _table(cfg.preset, cfg.env)
     trainer = {k: getattr(cfg, k) if getattr(cfg, k) is not None else table[k].value for k in TRAINER_KEYS}
     agent_values, agent = _agent(env, table, {k: getattr(cfg, k) for k in AGENT_KEYS})

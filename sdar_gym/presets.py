@@ -128,3 +128,15 @@ def preset(name: str, env: str) -> dict[str, Setting]:
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
     return {**BASE, **PRESETS[name].get(env, {})}
+
+
+def markdown_table(name: str = "paper") -> str:
+    """The preset as a Markdown table (one row per setting, one column per env), then its sources."""
+    envs = list(PRESETS[name])
+    tables = {env: preset(name, env) for env in envs}
+    keys = list(dict.fromkeys(k for t in tables.values() for k in t))
+    lines = ["| setting | " + " | ".join(envs) + " |", "|---" * (len(envs) + 1) + "|"]
+    lines += [f"| `{k}` | " + " | ".join(str(tables[e][k].value) if k in tables[e] else "(agent spec)" for e in envs) + " |" for k in keys]
+    lines += ["", "Sources:", ""]
+    lines += [f"- `{k}` ({e}): {tables[e][k].source}" for k in keys for e in envs if k in tables[e]]
+    return "\n".join(lines) + "\n"

@@ -303,3 +303,11 @@ def test_every_learner_trains_with_every_estimator(tokenizer, name, advantage, t
     assert any(not torch.equal(x, y) for x, y in zip(before, params(policy)))
     assert all(isinstance(v, float) and math.isfinite(v) for v in metrics.values())
     assert metrics["train/optimizer_steps"] == 2.0  # 8 turn samples, 4 per optimizer step
+
+
+def test_docs_hold_the_preset_table():
+    from pathlib import Path
+
+    from sdar_gym.presets import markdown_table
+
+    assert markdown_table("paper") in (Path(__file__).resolve().parents[1] / "docs" / "presets.md").read_text(encoding="utf-8")
