@@ -209,16 +209,33 @@ class PolicyGradientLearner:
         return out
 
     # the update ---------------------------------------------------------------------------
-    def _no_grad_logprobs(self, chunk: list[Sample]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Reference and teacher log-probs of one micro-batch, before any parameter changes."""
-        ref = teacher = None
-        responses = [s.response_ids for s in chunk]
+    def _no_grad_logprobs(self, samples: list[Sample], prompts: Callable[[Sample], list[int]], model=None) -> list[torch.Tensor]:
+        """Log-probs of every sample's response under ``prompts(sample)``, without grad, before any update.
+
+        Samples are scored in micro-batches of similar total length (sorted), so a long teacher
+        prompt does not pad a batch of short ones; the results come back in ``samples`` order.
+        """
+        order = sorted(range(len(samples)), key=lambda i: len(prompts(samples[i])) + len(samples[i].response_ids))
+        out: list[torch.Tensor] = [torch.empty(0)] * len(samples)
+        mbs = self.config.micro_batch_size
         with torch.no_grad():
-            if self.config.kl_coef > 0:
-                with self.policy.reference() as ref_model:
-                    ref, _ = self.policy.response_logprobs([s.prompt_ids for s in chunk], responses, temperature=self.config.temperature, model=ref_model)
-            if self.uses_teacher:
-                teacher, _ = self.policy.response_logprobs([s.teacher_prompt_ids for s in chunk], responses, temperature=self.config.temperature)
+            for k in range(0, len(order), mbs):
+                idx = order[k : k + mbs]
+                lp, _ = self.policy.response_logprobs(
+                    [prompts(samples[i]) for i in idx], [samples[i].response_ids for i in idx], temperature=self.config.temperature, model=model
+                )
+                for i, part in zip(idx, lp.split([len(samples[i].response_ids) for i in idx])):
+                    out[i] = part
+        return out
+
+    def _frozen(self, samples: list[Sample]) -> tuple[list[torch.Tensor] | None, list[torch.Tensor] | None]:
+        """Reference and teacher log-probs of every sample (each only when the objective needs it)."""
+        ref = teacher = None
+        if self.config.kl_coef > 0:
+            with self.policy.reference() as ref_model:
+                ref = self._no_grad_logprobs(samples, lambda s: s.prompt_ids, ref_model)
+        if self.uses_teacher:
+            teacher = self._no_grad_logprobs(samples, lambda s: s.teacher_prompt_ids)
         return ref, teacher
 
     def update(self, episodes: list[Episode]) -> dict[str, float]:
@@ -231,7 +248,13 @@ class PolicyGradientLearner:
         if not samples:
             return {"train/skipped": 1.0}
         micro = [chunk for mini in self._mini_batches(samples) for chunk in mini]
-        frozen = [self._no_grad_logprobs(chunk) for chunk in micro]  # computed once, before the update
+        ref_all, teacher_all = self._frozen(samples)  # computed once, before the update
+        position = {id(s): i for i, s in enumerate(samples)}
+
+        def gather(values: list[torch.Tensor] | None, chunk: list[Sample]) -> torch.Tensor | None:
+            return None if values is None else torch.cat([values[position[id(s)]] for s in chunk])
+
+        frozen = [(gather(ref_all, chunk), gather(teacher_all, chunk)) for chunk in micro]
 
         sums: dict[str, float] = defaultdict(float)
         n_stat = 0

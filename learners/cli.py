@@ -51,6 +51,8 @@ class TrainArgs:
     """Embedder of the skill library: default (MiniLM), hashing, or a sentence-transformers id."""
     skills_budget_chars: int | None = None
     """Cap on the rendered skill context, in characters."""
+    skills_budget_tokens: int | None = None
+    """Cap on the rendered skill context, in tokens of the policy's tokenizer."""
     env_pool: Literal["inline", "process", "ray", "http"] = "inline"
     """Where envs run: in this process, worker processes, Ray actors, or HTTP env servers."""
     num_envs: int = 8

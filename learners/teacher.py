@@ -132,6 +132,9 @@ class SkillContext:
     strategy: str = "official"
     k: int = 3
     budget_chars: int | None = None
+    budget_tokens: int | None = None
+    """Cap on the skill context in tokens of ``tokenizer`` (the teacher's)."""
+    tokenizer: Any = None
     seed: int | None = None
     with_skills: Any = None
     """The agent's ``with_skills(messages, text)`` placing skill text in chat messages (optional)."""
@@ -140,8 +143,9 @@ class SkillContext:
     def retrieve(self, task: str, task_type: str):
         key = (task, task_type)
         if key not in self._cache:
+            tokens = {"budget_tokens": self.budget_tokens, "tokenizer": self.tokenizer} if self.budget_tokens is not None else {}
             self._cache[key] = self.library.retrieve(
-                task, task_type=task_type, k=self.k, strategy=self.strategy, budget_chars=self.budget_chars, seed=self.seed
+                task, task_type=task_type, k=self.k, strategy=self.strategy, budget_chars=self.budget_chars, seed=self.seed, **tokens
             )
         return self._cache[key]
 

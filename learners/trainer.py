@@ -64,7 +64,7 @@ def load_policy(cfg: TrainArgs) -> PolicyModel:
     return PolicyModel.from_pretrained(pcfg, with_reference=kl > 0)
 
 
-def load_skills(cfg: TrainArgs, needed: bool) -> SkillContext | None:
+def load_skills(cfg: TrainArgs, needed: bool, tokenizer=None) -> SkillContext | None:
     if not needed:
         return None
     from sdar_gym.agent import TextAgent
@@ -74,7 +74,10 @@ def load_skills(cfg: TrainArgs, needed: bool) -> SkillContext | None:
     name = env_entry(cfg.env).name
     # The skill library names its folders with underscores (search_qa) where env names use a hyphen (search-qa).
     library = default_library(name if name != "search-qa" else "search_qa", embedder=cfg.skills_embedder)
-    return SkillContext(library, strategy=cfg.skills, k=cfg.skills_k, budget_chars=cfg.skills_budget_chars, seed=cfg.seed, with_skills=TextAgent(name).with_skills)
+    return SkillContext(
+        library, strategy=cfg.skills, k=cfg.skills_k, budget_chars=cfg.skills_budget_chars, budget_tokens=cfg.skills_budget_tokens,
+        tokenizer=tokenizer, seed=cfg.seed, with_skills=TextAgent(name).with_skills,
+    )
 
 
 def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: int, group_size: int, skills=None, temperature: float | None = None, agent=None) -> list[Episode]:
@@ -97,7 +100,7 @@ class Trainer:
         self.env_kwargs = parse_env_kwargs(cfg.env_kwargs)
         self.policy = policy or load_policy(cfg)
         needs_skills = entry.learner_cls.uses_teacher or entry.learner_cls.student_skills
-        self.skills = skills if skills is not None or not needs_skills else load_skills(cfg, needs_skills)
+        self.skills = skills if skills is not None or not needs_skills else load_skills(cfg, needs_skills, self.policy.tokenizer)
         self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, cfg.learner_args)
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.step = 0

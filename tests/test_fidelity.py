@@ -311,3 +311,35 @@ def test_docs_hold_the_preset_table():
     from sdar_gym.presets import markdown_table
 
     assert markdown_table("paper") in (Path(__file__).resolve().parents[1] / "docs" / "presets.md").read_text(encoding="utf-8")
+
+
+def test_frozen_logprobs_are_scored_in_length_buckets(tokenizer, torch_one_thread):  # noqa: F811
+    policy = tiny_policy(tokenizer)
+    learner = make_learner("grpo", policy, overrides={"micro_batch_size": 2})
+    samples = learner.samples(episodes(tokenizer, policy, rewards=(10.0, 0.0, 0.0, 10.0, 0.0)))
+    for i, s in enumerate(samples):  # prompts of very different lengths, in no order
+        s.prompt_ids = s.prompt_ids + [7] * ((i * 7) % 11)
+    widths = []
+    real = policy.response_logprobs
+
+    def spy(prompts, responses, **kw):
+        widths.append(sorted(len(p) + len(r) for p, r in zip(prompts, responses)))
+        return real(prompts, responses, **kw)
+
+    policy.response_logprobs = spy
+    got = learner._no_grad_logprobs(samples, lambda s: s.prompt_ids)
+    flat = [w for batch in widths for w in batch]
+    assert flat == sorted(flat) and len(widths) == 5  # 10 samples, 2 per micro-batch, shortest first
+    for s, lp in zip(samples, got):  # each sample's values come back in its own place
+        alone, _ = real([s.prompt_ids], [s.response_ids])
+        assert torch.allclose(lp, alone, atol=1e-5)
+
+
+def test_skill_budget_in_tokens_reaches_the_library(chatml_tokenizer):
+    from skills import default_library
+
+    lib = default_library("alfworld", embedder="hashing")
+    ctx = SkillContext(lib, budget_tokens=120, tokenizer=chatml_tokenizer)
+    text = ctx.text("put a clean mug in coffeemachine", "pick_clean_then_place_in_recep")
+    assert text and len(chatml_tokenizer.encode(text, add_special_tokens=False)) <= 120
+    assert len(SkillContext(lib).text("put a clean mug in coffeemachine", "pick_clean_then_place_in_recep")) > len(text)
