@@ -343,3 +343,15 @@ def test_skill_budget_in_tokens_reaches_the_library(chatml_tokenizer):
     text = ctx.text("put a clean mug in coffeemachine", "pick_clean_then_place_in_recep")
     assert text and len(chatml_tokenizer.encode(text, add_special_tokens=False)) <= 120
     assert len(SkillContext(lib).text("put a clean mug in coffeemachine", "pick_clean_then_place_in_recep")) > len(text)
+
+
+def test_eval_table_counts_the_games_of_each_column():
+    from learners.evaluate import column_counts, table_for
+    from sdar_gym.rollout.types import Episode
+
+    def ep(task_type, won):
+        return Episode([], "g", "t", "t", task_type, float(won), won)
+
+    games = [ep("pick_and_place_simple", True)] * 3 + [ep("look_at_obj_in_light", False)] * 2 + [ep("pick_two_obj_and_place", True)]
+    row = table_for("alfworld", games)
+    assert column_counts("alfworld", games, row) == {"Pick": 3, "Look": 2, "Pick2": 1, "All": 6}
