@@ -2,9 +2,11 @@
 
 A learner is a config dataclass plus one ``loss(batch)`` method holding its whole objective
 (CleanRL/TRL style: read ``grpo.py`` or ``sdar.py`` top to bottom to see the algorithm). What all
-of them share lives here: turning episodes into token samples with GRPO advantages, computing the
-no-grad log-probs an objective needs (teacher, reference) once before the update, token-mean
-gradient accumulation over micro-batches, and the metrics.
+of them share lives here: turning episodes into token samples with the configured advantage
+estimator (``learners.advantages``), building teacher prompts, computing the no-grad log-probs an
+objective needs (teacher, reference) once before the update, optimizer steps of
+``ppo_mini_batch_size`` turn samples with token-mean gradient accumulation, the lr warm-up, and
+the metrics.
 """
 from __future__ import annotations
 
@@ -247,7 +249,8 @@ class PolicyGradientLearner:
         samples = self.samples(episodes)
         if not samples:
             return {"train/skipped": 1.0}
-        micro = [chunk for mini in self._mini_batches(samples) for chunk in mini]
+        minis = self._mini_batches(samples)
+        micro = [chunk for mini in minis for chunk in mini]
         ref_all, teacher_all = self._frozen(samples)  # computed once, before the update
         position = {id(s): i for i, s in enumerate(samples)}
 
@@ -259,7 +262,7 @@ class PolicyGradientLearner:
         sums: dict[str, float] = defaultdict(float)
         n_stat = 0
         self.policy.model.train()
-        bounds = list(itertools.accumulate(len(mini) for mini in self._mini_batches(samples)))
+        bounds = list(itertools.accumulate(len(mini) for mini in minis))
         self.updates += 1
         for _ in range(c.epochs):
             for m0, m1 in zip([0, *bounds[:-1]], bounds):
