@@ -42,6 +42,9 @@ def resolve_train(cfg: TrainArgs) -> tuple[TrainArgs, AgentConfig]:
     learner: dict[str, Any] = {k: table[k].value for k in LEARNER_KEYS}
     learner["lr_warmup_steps"] = int(table["lr_warmup_ratio"].value * trainer["steps"])  # verl: int(ratio · total steps)
     learner.update(advantage=cfg.advantage, teacher_template=cfg.teacher_template)
+    given = {k.replace("-", "_") for k in cfg.learner_args}
+    if "mini_batches" in given and "ppo_mini_batch_size" not in given:
+        learner["ppo_mini_batch_size"] = 0  # an explicit mini_batches count beats the preset's mini-batch size
     learner.update(cfg.learner_args)
     return replace(cfg, **trainer, **agent_values, learner_args=learner), agent
 

@@ -237,6 +237,7 @@ def test_paper_preset_values_and_overrides():
     cfg, agent = resolve_train(TrainArgs(env="webshop", tasks_per_step=3, learner_args={"kl_coef": "0.05"}))
     assert cfg.tasks_per_step == 3 and cfg.max_turns == 15 and cfg.learner_args["kl_coef"] == "0.05"
     assert cfg.learner_args["ppo_mini_batch_size"] == 64 and cfg.learner_args["lr_warmup_steps"] == 0
+    assert resolve_train(TrainArgs(env="alfworld", learner_args={"mini_batches": "4"}))[0].learner_args["ppo_mini_batch_size"] == 0
     cfg, agent = resolve_train(TrainArgs(env="alfworld", preset="none"))
     assert (cfg.tasks_per_step, cfg.max_new_tokens, cfg.learner_args["weight_decay"], cfg.learner_args["ppo_mini_batch_size"]) == (16, 256, 0.0, 0)
     args, _ = resolve_eval(EvalArgs(env="alfworld"))
