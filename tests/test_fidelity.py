@@ -356,3 +356,37 @@ def test_eval_table_counts_the_games_of_each_column():
     games = [ep("pick_and_place_simple", True)] * 3 + [ep("look_at_obj_in_light", False)] * 2 + [ep("pick_two_obj_and_place", True)]
     row = table_for("alfworld", games)
     assert column_counts("alfworld", games, row) == {"Pick": 3, "Look": 2, "Pick2": 1, "All": 6}
+
+
+def test_sdar_student_never_sees_skills_and_its_teacher_gets_the_task_types(tmp_path):
+    """End to end on real ALFWorld games: the student's prompts hold no skill text; the teacher's hold the
+    general skills and its task type's skill (the released code once gave its ALFWorld teacher only the general ones)."""
+    from test_learners_train import env_kwargs, train_args  # noqa: F401
+
+    from learners.trainer import Trainer
+
+    kwargs = env_kwargs("alfworld")
+    from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
+
+    tok = train_tokenizer(["<think>open the fridge.</think><action>go to fridge 1</action>", "Your task is to: put a mug."] * 20, vocab_size=300)
+    folder = tmp_path / "tiny"
+    make_tiny_model(tok, TinyConfig(hidden_size=16, intermediate_size=32)).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    trainer = Trainer(train_args("alfworld", str(folder), tmp_path / "run", env_kwargs=kwargs, steps=1, learner_args={"max_prompt_length": "100000"}))
+    seen = []
+    update = trainer.learner.update
+    trainer.learner.update = lambda episodes: seen.extend(episodes) or update(episodes)
+    trainer.train()
+    lib = trainer.skills.library
+    for e in seen:
+        typed = [lib.skills[i] for i in lib.typed_indices(e.task_type)]
+        general = [s for s in lib.skills if s.is_general]
+        for t in e.turns:
+            student = tok.decode(t.prompt_ids)
+            assert "Privileged" not in student and all(s.text[:60] not in student for s in general + typed)
+    samples = trainer.learner.samples(seen)
+    for s in samples:
+        teacher = tok.decode(s.teacher_prompt_ids)
+        typed = [lib.skills[i] for i in lib.typed_indices(s.task_type)]
+        assert teacher.startswith("[Privileged Skill Information]\n") and typed
+        assert all(sk.title in teacher for sk in typed + [g for g in lib.skills if g.is_general])
