@@ -33,9 +33,9 @@ LEARNERS: dict[str, LearnerEntry] = {
         LearnerEntry("skill_grpo", SkillGRPOConfig, SkillGRPO, "Skill-GRPO: GRPO with retrieved skills in the student's own prompt."),
         LearnerEntry("sdar", SDARConfig, SDAR, "SDAR: GRPO + λ · sigmoid-gated self-distillation from the skill-conditioned teacher."),
         LearnerEntry("grpo_opsd", GRPOOPSDConfig, GRPOOPSD, "GRPO+OPSD: SDAR with β = 0, i.e. a constant gate of 0.5."),
-        LearnerEntry("opsd", OPSDConfig, OPSD, "OPSD: on-policy self-distillation alone (sampled-token reverse KL to the skill-conditioned teacher)."),
+        LearnerEntry("opsd", OPSDConfig, OPSD, "OPSD: SDAR's gated self-distillation term alone (policy-gradient weight 0), plus KL and entropy."),
         LearnerEntry("rlsd", RLSDConfig, RLSD, "RLSD: GRPO whose token advantages are rescaled (never re-signed) by the teacher–student ratio."),
-        LearnerEntry("skill_sd", SkillSDConfig, SkillSD, "Skill-SD: GRPO + importance-weighted reverse KL to the skill-conditioned teacher."),
+        LearnerEntry("skill_sd", SkillSDConfig, SkillSD, "Skill-SD: GRPO + λ · importance-weighted k3 KL to the skill-conditioned teacher."),
     ]
 }
 

@@ -3,23 +3,27 @@
 A learner is a config dataclass plus one ``loss(batch)`` method holding its whole objective
 (CleanRL/TRL style: read ``grpo.py`` or ``sdar.py`` top to bottom to see the algorithm), listed in
 the static table of :mod:`learners.algorithms`. What all of them share lives here: turning
-episodes into token samples with GRPO advantages, computing the no-grad log-probs an objective
-needs (teacher, reference) once before the update, token-mean gradient accumulation over
-micro-batches, the teacher–student gap of learners with a teacher, and the metrics.
+episodes into token samples with the configured advantage estimator (``learners.advantages``),
+building teacher prompts, computing the no-grad log-probs an objective needs (teacher, reference)
+once before the update, optimizer steps of ``ppo_mini_batch_size`` turn samples with token-mean
+gradient accumulation, the lr warm-up, the teacher–student gap of learners with a teacher, and the
+metrics.
 """
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from learners import losses
+from learners import advantages, losses
 from learners.policy_model import PolicyModel
-from learners.teacher import SkillContext, teacher_prompt_ids
+from learners.teacher import SkillContext, teacher_template
 from sdar_gym.core import ConfigError
 from sdar_gym.rollout.types import Episode
 
@@ -53,6 +57,23 @@ class LearnerConfig:
     """Epsilon in (r - mean) / (std + eps)."""
     temperature: float = 1.0
     """Sampling temperature of the rollout (log-probs are of logits / temperature)."""
+    advantage: str = "grpo"
+    """Advantage estimator (:data:`learners.advantages.ESTIMATORS`): grpo (per turn, the released
+    default), grpo_episode, gigpo."""
+    gigpo_mode: str = "mean_norm"
+    """GiGPO normalization, mean_norm or mean_std_norm (released ppo_trainer.yaml default: mean_norm)."""
+    gigpo_step_weight: float = 1.0
+    """GiGPO's weight of the step-level advantage (released ppo_trainer.yaml: 1.0)."""
+    gigpo_gamma: float = 1.0
+    """GiGPO's discount of step returns (released ppo_trainer.yaml algorithm.gamma: 1.0)."""
+    teacher_template: str = "official"
+    """How the teacher prompt is built (:data:`learners.teacher.TEACHER_TEMPLATES`): official, in_message."""
+    max_prompt_length: int = 2048
+    """Teacher prompts longer than this are left-truncated (official template; released ALFWorld: 2048)."""
+    ppo_mini_batch_size: int = 0
+    """Turn samples per optimizer step (released: 256, WebShop 64); 0 uses ``mini_batches``."""
+    lr_warmup_steps: int = 0
+    """Updates over which the lr rises linearly from 0 (verl's constant schedule with warm-up)."""
 
 
 @dataclass
@@ -119,23 +140,38 @@ class PolicyGradientLearner:
         for name in ("micro_batch_size", "mini_batches", "epochs"):
             if getattr(config, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
+        if config.ppo_mini_batch_size < 0 or config.lr_warmup_steps < 0:
+            raise ConfigError("ppo_mini_batch_size and lr_warmup_steps must be >= 0")
+        self.estimator = advantages.estimator(config.advantage)
+        self.teacher_template = teacher_template(config.teacher_template)
+        if config.max_prompt_length < 1:
+            raise ConfigError(f"max_prompt_length must be at least 1, got {config.max_prompt_length}")
+        self.teacher_truncated = 0
+        """Teacher prompts left-truncated at max_prompt_length in the last update."""
         self.config = config
         self.policy = policy
         self.skills = skills
         self.optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        warmup = config.lr_warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda n: min(n / warmup, 1.0) if warmup else 1.0)
+        self.updates = 0
+        """Policy updates done (RLSD's λ schedule and the lr warm-up count them)."""
 
     # the objective ------------------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         raise NotImplementedError
 
-    def rl_terms(self, batch: Batch, advantages: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """GRPO's loss: clipped surrogate + kl_coef·KL(π‖π_ref) − entropy_coef·H, token-mean."""
+    def rl_terms(self, batch: Batch, advantages: torch.Tensor | None = None, pg_coef: float = 1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """GRPO's loss: pg_coef·clipped surrogate + kl_coef·KL(π‖π_ref) − entropy_coef·H, token-mean.
+
+        ``pg_coef`` is the released actor's ``pg_loss_coef`` (verl/workers/actor/dp_actor.py; 0 for OPSD).
+        """
         c = self.config
         adv = batch.advantages if advantages is None else advantages
         pg, stats = losses.clipped_policy_loss(batch.logp, batch.old_logp, adv, batch.mask, c.clip_ratio_low, c.clip_ratio_high, c.clip_ratio_c)
         stats["pg_loss"] = pg.detach()
         reg, reg_stats = self.regularizers(batch)
-        return pg + reg, stats | reg_stats
+        return pg_coef * pg + reg, stats | reg_stats
 
     def regularizers(self, batch: Batch) -> tuple[torch.Tensor | float, dict[str, torch.Tensor]]:
         """kl_coef·KL(π‖π_ref) − entropy_coef·H, token-mean; each term only when its input exists."""
@@ -154,38 +190,59 @@ class PolicyGradientLearner:
 
     # episodes -> samples ------------------------------------------------------------------
     def samples(self, episodes: list[Episode]) -> list[Sample]:
-        """Turns of the usable episodes, each with its episode's group-normalized advantage."""
+        """Turns of the usable episodes, each with its advantage from the configured estimator."""
         usable = [e for e in episodes if not e.failed and e.turns]
         if not usable:
             return []
-        returns = torch.tensor([e.total_reward for e in usable], dtype=torch.float32)
-        adv = losses.grpo_advantages(returns, [e.group_id for e in usable], eps=self.config.adv_eps)
+        c = self.config
+        groups = advantages.group_episodes(usable)
+        settings = advantages.AdvantageSettings(c.adv_eps, c.gigpo_mode, c.gigpo_step_weight, c.gigpo_gamma)
         out = []
-        for episode, a in zip(usable, adv.tolist()):
-            for t in episode.turns:
-                mask = list(getattr(t, "response_mask", None) or []) or None
-                if t.response_ids and (mask is None or any(mask)):
-                    out.append(Sample(t.prompt_ids, t.response_ids, t.logprobs, a, t.task, t.task_type, mask, getattr(t, "messages", None)))
+        for group, group_adv in zip(groups, self.estimator(groups, settings)):
+            for episode, turn_adv in zip(group, group_adv):
+                for t, a in zip(episode.turns, turn_adv):
+                    mask = list(getattr(t, "response_mask", None) or []) or None
+                    if t.response_ids and (mask is None or any(mask)):
+                        out.append(Sample(t.prompt_ids, t.response_ids, t.logprobs, a, t.task, t.task_type, mask, getattr(t, "messages", None)))
         if self.uses_teacher:
             assert self.skills is not None
             self.skills.clear()
+            self.teacher_truncated = 0
             for s in out:
-                s.teacher_prompt_ids = teacher_prompt_ids(
-                    self.policy.tokenizer, s.prompt_ids, self.skills.text(s.task, s.task_type), s.messages, self.skills.with_skills
+                s.teacher_prompt_ids, truncated = self.teacher_template(
+                    self.policy.tokenizer, s.prompt_ids, self.skills.text(s.task, s.task_type), s.messages, self.skills.with_skills, c.max_prompt_length
                 )
+                self.teacher_truncated += truncated
         return out
 
     # the update ---------------------------------------------------------------------------
-    def _no_grad_logprobs(self, chunk: list[Sample]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        """Reference and teacher log-probs of one micro-batch, before any parameter changes."""
-        ref = teacher = None
-        responses = [s.response_ids for s in chunk]
+    def _no_grad_logprobs(self, samples: list[Sample], prompts: Callable[[Sample], list[int]], model=None) -> list[torch.Tensor]:
+        """Log-probs of every sample's response under ``prompts(sample)``, without grad, before any update.
+
+        Samples are scored in micro-batches of similar total length (sorted), so a long teacher
+        prompt does not pad a batch of short ones; the results come back in ``samples`` order.
+        """
+        order = sorted(range(len(samples)), key=lambda i: len(prompts(samples[i])) + len(samples[i].response_ids))
+        out: list[torch.Tensor] = [torch.empty(0)] * len(samples)
+        mbs = self.config.micro_batch_size
         with torch.no_grad():
-            if self.config.kl_coef > 0:
-                with self.policy.reference() as ref_model:
-                    ref, _ = self.policy.response_logprobs([s.prompt_ids for s in chunk], responses, temperature=self.config.temperature, model=ref_model)
-            if self.uses_teacher:
-                teacher, _ = self.policy.response_logprobs([s.teacher_prompt_ids for s in chunk], responses, temperature=self.config.temperature)
+            for k in range(0, len(order), mbs):
+                idx = order[k : k + mbs]
+                lp, _ = self.policy.response_logprobs(
+                    [prompts(samples[i]) for i in idx], [samples[i].response_ids for i in idx], temperature=self.config.temperature, model=model
+                )
+                for i, part in zip(idx, lp.split([len(samples[i].response_ids) for i in idx])):
+                    out[i] = part
+        return out
+
+    def _frozen(self, samples: list[Sample]) -> tuple[list[torch.Tensor] | None, list[torch.Tensor] | None]:
+        """Reference and teacher log-probs of every sample (each only when the objective needs it)."""
+        ref = teacher = None
+        if self.config.kl_coef > 0:
+            with self.policy.reference() as ref_model:
+                ref = self._no_grad_logprobs(samples, lambda s: s.prompt_ids, ref_model)
+        if self.uses_teacher:
+            teacher = self._no_grad_logprobs(samples, lambda s: s.teacher_prompt_ids)
         return ref, teacher
 
     def update(self, episodes: list[Episode]) -> dict[str, float]:
@@ -197,16 +254,24 @@ class PolicyGradientLearner:
         samples = self.samples(episodes)
         if not samples:
             return {"train/skipped": 1.0}
-        micro = [samples[i : i + c.micro_batch_size] for i in range(0, len(samples), c.micro_batch_size)]
-        frozen = [self._no_grad_logprobs(chunk) for chunk in micro]  # computed once, before the update
+        minis = self._mini_batches(samples)
+        micro = [chunk for mini in minis for chunk in mini]
+        ref_all, teacher_all = self._frozen(samples)  # computed once, before the update
+        position = {id(s): i for i, s in enumerate(samples)}
+
+        def gather(values: list[torch.Tensor] | None, chunk: list[Sample]) -> torch.Tensor | None:
+            return None if values is None else torch.cat([values[position[id(s)]] for s in chunk])
+
+        frozen = [(gather(ref_all, chunk), gather(teacher_all, chunk)) for chunk in micro]
 
         sums: dict[str, float] = defaultdict(float)
         n_stat = 0
         self.policy.model.train()
-        per_mini = math.ceil(len(micro) / c.mini_batches)
+        bounds = list(itertools.accumulate(len(mini) for mini in minis))
+        self.updates += 1
         for _ in range(c.epochs):
-            for m0 in range(0, len(micro), per_mini):
-                group = list(range(m0, min(m0 + per_mini, len(micro))))
+            for m0, m1 in zip([0, *bounds[:-1]], bounds):
+                group = list(range(m0, m1))
                 n_tokens = sum(s.n_tokens for i in group for s in micro[i])
                 self.optimizer.zero_grad(set_to_none=True)
                 for i in group:
@@ -225,6 +290,9 @@ class PolicyGradientLearner:
                 sums["grad_norm"] += float(grad_norm)
                 self.optimizer.step()
         metrics = {(k if "/" in k else f"train/{k}"): v / n_stat for k, v in sums.items()}
+        metrics["train/lr"] = self.scheduler.get_last_lr()[0]
+        metrics["train/optimizer_steps"] = float(n_stat)
+        self.scheduler.step()
         elapsed = time.perf_counter() - start
         n_tok = sum(len(s.response_ids) + len(s.prompt_ids) for s in samples)
         metrics.update(
@@ -232,12 +300,28 @@ class PolicyGradientLearner:
                 "perf/update_s": elapsed,
                 "perf/update_tokens_per_s": n_tok * c.epochs / elapsed,
                 "train/turns": float(len(samples)),
+                "teacher/truncated_prompts": float(self.teacher_truncated),
                 "train/response_tokens": float(sum(len(s.response_ids) for s in samples)),
             }
         )
         if torch.cuda.is_available():
             metrics["perf/peak_memory_gb"] = torch.cuda.max_memory_allocated() / 2**30
         return metrics
+
+    def _mini_batches(self, samples: list[Sample]) -> list[list[list[Sample]]]:
+        """Optimizer steps of one epoch, each a list of micro-batches.
+
+        With ``ppo_mini_batch_size`` each step takes that many turn samples, in order (verl's
+        ``batch.split(ppo_mini_batch_size)``); otherwise the micro-batches are split into
+        ``mini_batches`` equal runs.
+        """
+        c = self.config
+        if c.ppo_mini_batch_size:
+            minis = [samples[i : i + c.ppo_mini_batch_size] for i in range(0, len(samples), c.ppo_mini_batch_size)]
+            return [[mini[i : i + c.micro_batch_size] for i in range(0, len(mini), c.micro_batch_size)] for mini in minis]
+        micro = [samples[i : i + c.micro_batch_size] for i in range(0, len(samples), c.micro_batch_size)]
+        per_mini = math.ceil(len(micro) / c.mini_batches)
+        return [micro[m : m + per_mini] for m in range(0, len(micro), per_mini)]
 
     def _batch(self, chunk: list[Sample], ref: torch.Tensor | None, teacher: torch.Tensor | None) -> Batch:
         dev = self.policy.device
@@ -255,8 +339,11 @@ class PolicyGradientLearner:
 
     # checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict()}
+        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+        if "scheduler" in state:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.updates = int(state.get("updates", 0))
 

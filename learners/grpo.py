@@ -1,10 +1,11 @@
 """GRPO (Shao et al. 2024, DeepSeekMath) for multi-turn agents, and Skill-GRPO.
 
-Every turn of an episode shares the episode's advantage: its return normalized within the group
-of G rollouts of the same task. The loss, token-mean over response tokens:
+Each turn is a sample whose advantage comes from the configured estimator (by default the released
+code's per-turn GRPO: the episode's reward minus the turn's own penalty, normalized over all turn
+samples of the group of G rollouts of the same task). The loss, token-mean over response tokens:
     clipped surrogate (dual clip)  +  kl_coef · k3-KL to the initial policy  −  entropy_coef · H.
-Skill-GRPO is the same objective with retrieved skill text placed in the *student's* prompt at
-rollout time (the baseline that uses skills without distillation).
+Skill-GRPO is the same objective with retrieved skill text in front of the *student's* prompt at
+rollout time, under the released header (verl/trainer/main_skill_grpo.py): skills without distillation.
 """
 from __future__ import annotations
 

@@ -183,6 +183,28 @@ def importance_weighted_reverse_kl(
     return masked_mean(rho * signal * logp, mask)
 
 
+def skill_sd_loss(
+    logp: torch.Tensor,
+    teacher_logp: torch.Tensor,
+    old_logp: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    max_log_ratio: float = 10.0,
+    max_neg_gap: float = 20.0,
+) -> torch.Tensor:
+    """Skill-SD's self-distillation loss as released (verl/trainer/ppo/skillsd_utils.py), token-mean.
+
+    With ℓ = log π_θ − log π_T (teacher detached):
+      k3 = exp(min(−ℓ, max_neg_gap)) − 1 + ℓ       (≥ 0; a sampled-token estimate of KL(π_θ‖π_T))
+      ρ  = exp(min(log π_θ − log π_old, max_log_ratio))
+      L  = token-mean(ρ · k3)
+    ρ is *not* detached: the gradient flows through the on-policy correction as well as through k3.
+    """
+    ell = logp - teacher_logp.detach()
+    k3 = torch.exp((-ell).clamp(max=max_neg_gap)) - 1.0 + ell
+    rho = torch.exp((logp - old_logp.detach()).clamp(max=max_log_ratio))
+    return masked_mean(rho * k3, mask)
+
+
 def _chunk_logprobs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, temperature: float, want_entropy: bool):
     logits = F.linear(hidden, weight, bias).float()
     if temperature != 1.0:

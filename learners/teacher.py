@@ -1,9 +1,14 @@
 """The self-distillation teacher's prompt: the student's prompt plus retrieved skill text.
 
-The teacher is the current policy itself; only its prompt differs. The skill context is
-inserted at the token level, at the start of the last user message of the student's prompt, so
-every other student token (the template, the history, the admissible actions) is kept exactly
-and the teacher scores the very response ids the student sampled.
+The teacher is the current policy itself; only its prompt differs, and it scores the very
+response ids the student sampled. Two templates (:data:`TEACHER_TEMPLATES`):
+
+- ``official`` (default), as the released SDAR code builds it (verl/trainer/ppo/rlsd_ray_trainer.py,
+  ``build_teacher_batch``): decode the student's whole prompt (special tokens kept), put
+  ``[Privileged Skill Information]\n{skills}\n\n`` in front of everything, re-tokenize, and keep
+  the last ``max_prompt_length`` tokens (left truncation).
+- ``in_message``: the skill block inserted at the token level at the start of the last user
+  message, every other student token kept exactly; never truncated.
 """
 from __future__ import annotations
 
@@ -15,6 +20,10 @@ from typing import Any
 _SENTINEL = "\u2063SDAR_SENTINEL\u2063"
 
 SKILL_HEADER = "Privileged guidance (skills retrieved for this task):\n"
+"""Header of the ``in_message`` template."""
+OFFICIAL_HEADER = "[Privileged Skill Information]\n{skills}\n\n"
+"""The released code's skill prefix (rlsd_ray_trainer.py ``build_teacher_batch``; also Skill-GRPO's
+observation prefix in verl/trainer/main_skill_grpo.py)."""
 
 
 def _find_last(haystack: Sequence[int], needle: Sequence[int]) -> int:
@@ -78,6 +87,36 @@ def teacher_prompt_ids(tokenizer, prompt_ids: Sequence[int], context: str, messa
     return insert_context(tokenizer, prompt_ids, context)
 
 
+def official_teacher_prompt_ids(tokenizer, prompt_ids: Sequence[int], context: str, max_prompt_length: int) -> tuple[list[int], bool]:
+    """The released code's teacher prompt; returns the ids and whether they were left-truncated."""
+    text = OFFICIAL_HEADER.format(skills=context) + tokenizer.decode(list(prompt_ids), skip_special_tokens=False)
+    ids = tokenizer.encode(text, add_special_tokens=False)
+    if len(ids) > max_prompt_length:
+        return ids[-max_prompt_length:], True
+    return ids, False
+
+
+def _in_message(tokenizer, prompt_ids, context, messages, with_skills, max_prompt_length) -> tuple[list[int], bool]:
+    return teacher_prompt_ids(tokenizer, prompt_ids, context, messages, with_skills), False
+
+
+def _official(tokenizer, prompt_ids, context, messages, with_skills, max_prompt_length) -> tuple[list[int], bool]:
+    return official_teacher_prompt_ids(tokenizer, prompt_ids, context, max_prompt_length)
+
+
+TEACHER_TEMPLATES = {"official": _official, "in_message": _in_message}
+"""name -> (tokenizer, prompt_ids, context, messages, with_skills, max_prompt_length) -> (ids, truncated)."""
+
+
+def teacher_template(name: str):
+    """The teacher template ``name``, with a clear error listing the known ones."""
+    if name not in TEACHER_TEMPLATES:
+        from sdar_gym.core import ConfigError
+
+        raise ConfigError(f"unknown teacher_template {name!r}; known: {', '.join(TEACHER_TEMPLATES)}")
+    return TEACHER_TEMPLATES[name]
+
+
 def _render(tokenizer, messages: list[dict[str, str]]) -> list[int]:
     """Chat messages to prompt ids exactly as :class:`learners.hf_policy.HFPolicy` renders them."""
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -90,9 +129,12 @@ class SkillContext:
 
     library: Any
     """A :class:`skills.SkillLibrary` (anything with ``retrieve(task, task_type=, k=, strategy=)``)."""
-    strategy: str = "topk"
+    strategy: str = "official"
     k: int = 3
     budget_chars: int | None = None
+    budget_tokens: int | None = None
+    """Cap on the skill context in tokens of ``tokenizer`` (the teacher's)."""
+    tokenizer: Any = None
     seed: int | None = None
     with_skills: Any = None
     """The agent's ``with_skills(messages, text)`` placing skill text in chat messages (optional)."""
@@ -101,8 +143,9 @@ class SkillContext:
     def retrieve(self, task: str, task_type: str):
         key = (task, task_type)
         if key not in self._cache:
+            tokens = {"budget_tokens": self.budget_tokens, "tokenizer": self.tokenizer} if self.budget_tokens is not None else {}
             self._cache[key] = self.library.retrieve(
-                task, task_type=task_type, k=self.k, strategy=self.strategy, budget_chars=self.budget_chars, seed=self.seed
+                task, task_type=task_type, k=self.k, strategy=self.strategy, budget_chars=self.budget_chars, seed=self.seed, **tokens
             )
         return self._cache[key]
 

@@ -25,6 +25,7 @@ from sdar_gym.core import ConfigError, DataError
 from sdar_gym.io import atomic_write_json
 from sdar_gym.registration import parse_env_kwargs, task_list
 from sdar_gym.rollout.collector import episode_metrics
+from learners.settings import resolve_train
 from sdar_gym.rollout.types import Episode, SamplingParams
 
 if TYPE_CHECKING:
@@ -44,22 +45,38 @@ class TrainArgs:
     """Env short name or gymnasium id (see ``sdar-gym envs``)."""
     model: str | None = None
     """Hugging Face id or local folder; omitted, the built-in tiny policy is used (built on first use)."""
-    steps: int = 100
-    """RL steps (one rollout batch and one policy update each)."""
-    group_size: int = 8
-    """G: rollouts per task; advantages are normalized within each group."""
-    tasks_per_step: int = 16
-    """Tasks (groups) per step; a step rolls out tasks_per_step × group_size episodes."""
-    max_turns: int = 50
-    """Turns per episode at most."""
-    skills: str = "topk"
-    """Skill retrieval strategy for the teacher (and the student, for skill_grpo): full, task_type, topk, kmeans, ucb, random."""
+    preset: str = "paper"
+    """Per-env defaults (``sdar_gym.presets``; docs/presets.md): paper (the released code's values) or none.
+    Every value can be overridden by its own option or by --learner-args."""
+    advantage: str = "grpo"
+    """Advantage estimator: grpo (per turn, the released default), grpo_episode, gigpo."""
+    teacher_template: str = "official"
+    """Teacher prompt: official (the released construction, left-truncated) or in_message."""
+    steps: int | None = None
+    """RL steps (one rollout batch and one policy update each); None: the preset's."""
+    group_size: int | None = None
+    """G: rollouts per task; advantages are normalized within each group; None: the preset's."""
+    tasks_per_step: int | None = None
+    """Tasks (groups) per step; a step rolls out tasks_per_step × group_size episodes; None: the preset's."""
+    max_turns: int | None = None
+    """Turns per episode at most; None: the preset's."""
+    history_length: int | None = None
+    """(observation, action) pairs shown in the prompt; None: the preset's (else the env's agent spec)."""
+    invalid_penalty: float | None = None
+    """Penalty of a turn whose response fails projection; None: the preset's."""
+    win_reward: float | None = None
+    """Reward of a won episode's last turn; None: the preset's."""
+    skills: str = "official"
+    """Skill retrieval strategy for the teacher (and the student, for skill_grpo): official (general skills plus
+    the task type's, as the released code), full, task_type, topk, kmeans, ucb, random."""
     skills_k: int = 3
     """Skills retrieved per task."""
     skills_embedder: str = "default"
     """Embedder of the skill library: default (MiniLM), hashing, or a sentence-transformers id."""
     skills_budget_chars: int | None = None
     """Cap on the rendered skill context, in characters."""
+    skills_budget_tokens: int | None = None
+    """Cap on the rendered skill context, in tokens of the policy's tokenizer."""
     env_pool: Literal["inline", "process", "ray", "http"] = "inline"
     """Where envs run: in this process, worker processes, Ray actors, or HTTP env servers."""
     num_envs: int = 8
@@ -74,8 +91,8 @@ class TrainArgs:
     """Seed of task sampling and generation; a resumed run replays the same choices."""
     temperature: float = 1.0
     """Sampling temperature of the rollout."""
-    max_new_tokens: int = 256
-    """Tokens per response at most."""
+    max_new_tokens: int | None = None
+    """Tokens per response at most; None: the preset's."""
     learner_args: dict[str, str] = field(default_factory=dict)
     """Learner settings, e.g. ``--learner-args lr 1e-5 distill_coef 0.02 gate_beta 5``."""
     lora_rank: int = 0
@@ -122,7 +139,7 @@ def load_policy(cfg: TrainArgs) -> PolicyModel:
     return PolicyModel.from_pretrained(pcfg, with_reference=kl > 0)
 
 
-def load_skills(cfg: TrainArgs, needed: bool) -> SkillContext | None:
+def load_skills(cfg: TrainArgs, needed: bool, tokenizer=None) -> SkillContext | None:
     if not needed:
         return None
     from sdar_gym.agent import TextAgent
@@ -131,16 +148,18 @@ def load_skills(cfg: TrainArgs, needed: bool) -> SkillContext | None:
 
     name = env_entry(cfg.env).name
     library = default_library(name, embedder=cfg.skills_embedder)
-    return SkillContext(library, strategy=cfg.skills, k=cfg.skills_k, budget_chars=cfg.skills_budget_chars, seed=cfg.seed, with_skills=TextAgent(name).with_skills)
+    return SkillContext(library, strategy=cfg.skills, k=cfg.skills_k, budget_chars=cfg.skills_budget_chars, budget_tokens=cfg.skills_budget_tokens,
+        tokenizer=tokenizer, seed=cfg.seed, with_skills=TextAgent(name).with_skills,
+    )
 
 
-def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: int, group_size: int, skills=None, temperature: float | None = None) -> list[Episode]:
+def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: int, group_size: int, skills=None, temperature: float | None = None, agent=None) -> list[Episode]:
     """G episodes of each task through the rollout layer's async collector."""
     from sdar_gym.rollout import collect
 
     sampling = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature if temperature is None else temperature)
     hf = policy.as_policy(max_batch_size=max(1, cfg.num_envs))
-    return asyncio.run(collect(hf, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills))
+    return asyncio.run(collect(hf, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills, agent=agent))
 
 
 class Trainer:
@@ -149,6 +168,7 @@ class Trainer:
         from learners.checkpoint import latest_checkpoint, load_checkpoint
 
         entry = learner_entry(cfg.learner)
+        cfg, self.agent = resolve_train(cfg)  # the preset fills every option left unset
         for name in ("steps", "group_size", "tasks_per_step", "max_turns", "num_envs"):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
@@ -156,7 +176,7 @@ class Trainer:
         self.env_kwargs = parse_env_kwargs(cfg.env_kwargs)
         self.policy = policy or load_policy(cfg)
         needs_skills = entry.learner_cls.uses_teacher or entry.learner_cls.student_skills
-        self.skills = skills if skills is not None or not needs_skills else load_skills(cfg, needs_skills)
+        self.skills = skills if skills is not None or not needs_skills else load_skills(cfg, needs_skills, self.policy.tokenizer)
         self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, cfg.learner_args)
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.step = 0
@@ -181,7 +201,7 @@ class Trainer:
         from sdar_gym.rollout import make_pool
 
         cfg = self.cfg
-        atomic_write_json(self.run_dir / "config.json", _jsonable(asdict(cfg)))
+        atomic_write_json(self.run_dir / "config.json", _jsonable(asdict(cfg) | {"learner_config": asdict(self.learner.config)}))
         log = RunLog(self.run_dir, resume_step=self.step + 1, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project, config=_jsonable(asdict(cfg)))
         pool = make_pool(cfg.env_pool, cfg.env, cfg.num_envs, self.env_kwargs)
         last: dict[str, float] = {}
@@ -208,7 +228,7 @@ class Trainer:
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         t0 = time.perf_counter()
         tasks = step_tasks(self.tasks, cfg.tasks_per_step, cfg.seed, step)
-        episodes = rollout(self.policy, pool, tasks, cfg, seed=cfg.seed * 7919 + step, group_size=cfg.group_size, skills=self._student_skills())
+        episodes = rollout(self.policy, pool, tasks, cfg, seed=cfg.seed * 7919 + step, group_size=cfg.group_size, skills=self._student_skills(), agent=self.agent)
         t_roll = time.perf_counter() - t0
         metrics = episode_metrics(episodes, prefix="rollout")
         metrics.update(self.learner.update(episodes))

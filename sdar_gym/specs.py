@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from sdar_gym import presets
 from sdar_gym.agent import templates
 from sdar_gym.agent.projection import ActionFormat
 from sdar_gym.agent.shaping import RewardShaping
@@ -99,8 +100,8 @@ class EnvSpec:
     """Folder of its built-in skills under ``skills/data/`` (default: the short name)."""
     demo_env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Env arguments the SFT warm start's expert demonstrations use unless ``--env-kwargs`` overrides them."""
-    paper_preset: Mapping[str, Any] = field(default_factory=dict)
-    """The paper's settings for this env (setting name -> value), for runs that reproduce it."""
+    paper_preset: Mapping[str, presets.Setting] = field(default_factory=dict)
+    """The released code's settings for this env (setting name -> value and source): ``--preset paper``."""
 
     @property
     def skills_dir_name(self) -> str:
@@ -127,6 +128,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             # searches for objects it has not seen instead of walking straight to them, so its moves
             # follow from the prompt.
             demo_env_kwargs={"engine": "fast", "split": "train", "expert": "explorer"},
+            paper_preset=presets.PAPER_ALFWORLD,
         ),
         EnvSpec(
             name="webshop",
@@ -139,6 +141,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
                 history_length=2,
             ),
             breakdown=webshop_breakdown,
+            paper_preset=presets.PAPER_WEBSHOP,
         ),
         EnvSpec(
             name="search-qa",
@@ -153,6 +156,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             ),
             breakdown=search_qa_breakdown,
             skills_folder="search_qa",
+            paper_preset=presets.PAPER_SEARCH_QA,
         ),
     ]
 }

@@ -1,4 +1,4 @@
-"""Retrieval strategies (the paper's Table 2: Full, UCB, KM, Random; plus rule and top-k).
+"""Retrieval strategies (the paper's Table 2: Full, UCB, KM, Random; plus the released routing, rule and top-k).
 
 A strategy maps a :class:`Query` to ranked ``(skill index, score)`` pairs. Scores mean different
 things per strategy (cosine similarity, a UCB value, 1/0 for a rule match); within one strategy,
@@ -63,6 +63,13 @@ def task_type(lib: SkillIndex, q: Query) -> Ranked:
     typed = lib.typed_indices(q.task_type)
     general = [i for i in range(len(lib)) if lib.skills[i].is_general]
     return [(i, 1.0) for i in typed][: q.k] + [(i, 0.0) for i in general][: max(q.k - len(typed), 0)]
+
+
+def official(lib: SkillIndex, q: Query) -> Ranked:
+    """The released code's routing (``skill_all=false``): every general skill, then every skill of the
+    task's type (verl/trainer/ppo/rlsd_utils.py ``SkillProvider._get_skill_text``); ``k`` is ignored."""
+    general = [(i, 0.0) for i, s in enumerate(lib.skills) if s.is_general]
+    return general + [(i, 1.0) for i in lib.typed_indices(q.task_type)]
 
 
 def topk(lib: SkillIndex, q: Query) -> Ranked:
@@ -148,6 +155,7 @@ def random(lib: SkillIndex, q: Query) -> Ranked:
 STRATEGIES: dict[str, Callable[[SkillIndex, Query], Ranked] | type[UCB]] = {
     "full": full,
     "task_type": task_type,
+    "official": official,
     "topk": topk,
     "kmeans": kmeans,
     "ucb": UCB,

@@ -122,7 +122,7 @@ def test_response_logprobs_match_full_forward(tokenizer):
 def test_teacher_prompt_has_skills_student_prompt_does_not(tokenizer):
     policy = tiny_policy(tokenizer)
     library = FakeLibrary()
-    learner = make_learner("sdar", policy, SkillContext(library, strategy="task_type"))
+    learner = make_learner("sdar", policy, SkillContext(library, strategy="task_type"), {"teacher_template": "in_message"})
     samples = learner.samples(episodes(tokenizer, policy))
     skill_text = "skill: first find the apple then open the fridge"
     for s in samples:

@@ -113,3 +113,13 @@ def test_scripted_policies_speak_each_envs_format() -> None:
     assert click.response_ids == list(click.text.encode()) and click.logprobs == [0.0] * len(click.response_ids)
     shrug = ask(RandomPolicy("alfworld", invalid_prob=1.0), admissible_actions=["look"])
     assert not TextAgent("alfworld").project(shrug.text).valid
+
+
+def test_turns_record_their_own_penalty_and_anchor_observation(random_run) -> None:
+    """Where each turn's score comes from is explicit: task reward, its own penalty, the anchor state."""
+    for e in random_run:
+        for t in e.turns:
+            assert t.penalty == (0.0 if t.action_valid else pytest.approx(0.1))
+            assert t.reward + t.penalty == pytest.approx(0.0)  # no win within two turns
+            assert t.observation and t.observation[:40] in t.prompt_text
+        assert e.task_reward == pytest.approx(0.0)

@@ -13,7 +13,7 @@ from sdar_gym.core import ConfigError, TextEnv
 from sdar_gym.registration import env_entry, make_env, parse_env_kwargs, register_envs
 from sdar_gym.specs import ENV_SPECS, AgentSpec, EnvSpec
 
-TOY_TEMPLATE = "Task: {task}\n{skills}{history}Step {step}. You see: {observation}\nActions: [{actions}]. Think in <think></think>, act in <action></action>."
+TOY_TEMPLATE = "Task: {task}\n{history}Step {step}. You see: {observation}\nActions: [{actions}]. Think in <think></think>, act in <action></action>."
 
 
 class ToyEnv(TextEnv):

@@ -84,9 +84,9 @@ class TextAgent:
             )
             history_block = templates.HISTORY.format(steps=history.steps, shown=len(history.recent()), pairs=pairs)
         actions = info.get("admissible_actions")
-        return self.spec.template.format(
+        prefix = templates.SKILLS.format(skills=skills.strip()) if skills else ""
+        return prefix + self.spec.template.format(
             task=info.get("task", ""),
-            skills=templates.SKILLS.format(skills=skills.strip()) if skills else "",
             history=history_block,
             step=history.steps + 1,
             observation=observation[:cut],
@@ -101,15 +101,10 @@ class TextAgent:
         return [user]
 
     def with_skills(self, messages: list[dict[str, str]], skills: str) -> list[dict[str, str]]:
-        """A copy of student ``messages`` with the skill block inserted where the template puts it.
-
-        This is how a teacher prompt (SDAR) is built from a stored student prompt: the block goes
-        after the prompt's first line, the task line, exactly as :meth:`prompt` would place it.
-        """
+        """A copy of student ``messages`` with the skill block in front of the last user message,
+        exactly where :meth:`prompt` would place it (the ``in_message`` teacher prompt)."""
         out = [dict(m) for m in messages]
-        user = out[-1]
-        head, sep, tail = user["content"].partition("\n")
-        user["content"] = head + sep + templates.SKILLS.format(skills=skills.strip()) + tail
+        out[-1]["content"] = templates.SKILLS.format(skills=skills.strip()) + out[-1]["content"]
         return out
 
     def project(self, text: str) -> Projection:

@@ -197,13 +197,14 @@ class _Rollout:
         won = bool(info.get("won")) and result.terminated
         last = result.terminated or result.truncated or len(self.turns) + 1 >= self.s.max_turns
         masked = self.s.mask_truncated and generation.finish_reason == "length"
+        reward = agent.reward(result.reward, won, projection.valid)
         self.turns.append(
             Turn(
                 prompt_ids=list(generation.prompt_ids),
                 response_ids=list(generation.response_ids),
                 logprobs=list(generation.logprobs),
                 action=projection.action,
-                reward=agent.reward(result.reward, won, projection.valid),
+                reward=reward,
                 info=info,
                 task=self.info.get("task", ""),
                 task_type=self.info.get("task_type", ""),
@@ -214,6 +215,8 @@ class _Rollout:
                 terminated=result.terminated,
                 truncated=result.truncated or (last and not result.terminated),
                 messages=self._request.messages or [],
+                penalty=agent.reward(result.reward, won, True) - reward,
+                observation=self.observation,
                 response_mask=[0 if masked else 1] * len(generation.response_ids),
             )
         )

@@ -56,7 +56,7 @@ class Turn:
     action: str
     """The env action projected from the response text ('' when projection failed)."""
     reward: float
-    """Shaped reward of this turn (the agent layer's shaping applied)."""
+    """Shaped reward of this turn (the agent layer's shaping applied, ``penalty`` already subtracted)."""
     info: dict[str, Any]
     """The env's info after this turn's step (the StepInfo contract)."""
     task: str
@@ -72,6 +72,11 @@ class Turn:
     """The env's flags after this turn's step; also True on the last turn cut by ``max_turns``."""
     messages: list[dict[str, str]] = field(default_factory=list)
     """The chat messages the prompt ids were built from (a teacher prompt adds skill text to these)."""
+    penalty: float = 0.0
+    """This turn's own invalid-action penalty (0 for a valid action); ``reward + penalty`` is the
+    turn's task reward, the released code's per-step env reward."""
+    observation: str = ""
+    """The env observation this turn acted on, without history: GiGPO's anchor state."""
     response_mask: list[int] = field(default_factory=list)
     """1 for each response token the loss should use, 0 to leave it out (e.g. a response cut by
     ``max_new_tokens`` when the collector masks truncated responses)."""
@@ -93,4 +98,10 @@ class Episode:
 
     @property
     def total_reward(self) -> float:
+        """Sum of the shaped turn rewards (every penalty included)."""
         return sum(t.reward for t in self.turns)
+
+    @property
+    def task_reward(self) -> float:
+        """The episode's reward before penalties (the released code's ``episode_rewards``)."""
+        return sum(t.reward + t.penalty for t in self.turns)
