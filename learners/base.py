@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import torch
 
-from learners import losses
+from learners import distributed, losses
 from learners.policy_model import PolicyModel
 from learners.teacher import SkillContext, teacher_prompt_ids
 from sdar_gym.core import ConfigError
@@ -119,6 +119,8 @@ class PolicyGradientLearner:
         self.policy = policy
         self.skills = skills
         self.optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.dp = distributed.current()
+        """Data-parallel collectives (identity in one process): see :mod:`learners.distributed`."""
 
     # the objective ------------------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -190,8 +192,8 @@ class PolicyGradientLearner:
         start = time.perf_counter()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        samples = self.samples(episodes)
-        if not samples:
+        samples = self.samples(episodes)  # this process's share of the batch (all of it with one process)
+        if not self.dp.sum(len(samples)):
             return {"train/skipped": 1.0}
         micro = [samples[i : i + c.micro_batch_size] for i in range(0, len(samples), c.micro_batch_size)]
         frozen = [self._no_grad_logprobs(chunk) for chunk in micro]  # computed once, before the update
@@ -201,9 +203,11 @@ class PolicyGradientLearner:
         self.policy.model.train()
         per_mini = math.ceil(len(micro) / c.mini_batches)
         for _ in range(c.epochs):
-            for m0 in range(0, len(micro), per_mini):
-                group = list(range(m0, min(m0 + per_mini, len(micro))))
-                n_tokens = sum(s.n_tokens for i in group for s in micro[i])
+            for m in range(c.mini_batches):
+                group = list(range(m * per_mini, min((m + 1) * per_mini, len(micro))))
+                n_tokens = self.dp.sum(sum(s.n_tokens for i in group for s in micro[i]))  # global: exact token-mean
+                if not n_tokens:
+                    continue
                 self.optimizer.zero_grad(set_to_none=True)
                 for i in group:
                     chunk = micro[i]
@@ -215,10 +219,11 @@ class PolicyGradientLearner:
                     for k, v in stats.items():
                         sums[k] += float(v) * weight
                 n_stat += 1
+                self.dp.sync_gradients(self.policy.trainable_parameters())
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), c.max_grad_norm)
                 sums["grad_norm"] += float(grad_norm)
                 self.optimizer.step()
-        metrics = {f"train/{k}": v / n_stat for k, v in sums.items()}
+        metrics = {f"train/{k}": v / max(n_stat, 1) for k, v in sums.items()}
         elapsed = time.perf_counter() - start
         n_tok = sum(len(s.response_ids) + len(s.prompt_ids) for s in samples)
         metrics.update(
