@@ -4,11 +4,14 @@ This module must stay importable without torch: ``run()`` imports the heavy code
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tyro
+
+from learners.generators import GeneratorArgs
 
 
 @dataclass
@@ -71,9 +74,24 @@ class TrainArgs:
     """Log to this Weights & Biases project (needs wandb installed)."""
     progress: bool = True
     """Show a rich progress bar."""
+    generator: Literal["hf", "vllm", "openai"] = "hf"
+    """Rollout generation backend: hf (this process), vllm (in-process engine; the [vllm] extra and a GPU),
+    openai (OpenAI-compatible servers given by --generator-args.urls)."""
+    generator_args: GeneratorArgs = field(default_factory=GeneratorArgs)
+    """Settings of the vllm and openai generators."""
+    launcher: Literal["none", "torchrun", "accelerate"] = "none"
+    """Start --num-processes data-parallel learner processes with torchrun or accelerate launch."""
+    num_processes: int = 1
+    """Processes (one per GPU) for --launcher."""
+    accelerate_config: Path | None = None
+    """accelerate launch's config file (e.g. configs/accelerate/ddp.yaml; multi-node settings live there)."""
 
     def run(self) -> dict[str, float]:
         _threads(self.threads)
+        if self.launcher != "none" and "LOCAL_RANK" not in os.environ:
+            from learners.distributed import launch
+
+            return launch(self.launcher, self.num_processes, self.accelerate_config)
         from learners.trainer import Trainer
 
         return Trainer(self).train()

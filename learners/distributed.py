@@ -15,12 +15,16 @@ One process (no process group) makes every call below the identity, so the updat
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+from sdar_gym.core import ConfigError, SdarGymError
 
 
 @dataclass(frozen=True)
@@ -79,3 +83,21 @@ def init_from_env() -> DataParallel:
 
 def _device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def launch(launcher: str, num_processes: int, accelerate_config: os.PathLike | None = None) -> dict[str, float]:
+    """Re-run this ``sdar-gym train`` command as ``num_processes`` ranks under torchrun or accelerate launch."""
+    argv = sys.argv[1:]
+    if not argv or argv[0] != "train":
+        raise ConfigError("--launcher works from the `sdar-gym train` command line; elsewhere start torchrun or accelerate launch yourself")
+    if num_processes < 1:
+        raise ConfigError(f"num_processes must be at least 1, got {num_processes}")
+    if launcher == "torchrun":
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(num_processes)]
+    else:
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
+        cmd += ["--config_file", str(accelerate_config)] if accelerate_config else []
+    rc = subprocess.run(cmd + ["-m", "sdar_gym.cli", *argv]).returncode
+    if rc:
+        raise SdarGymError(f"{launcher} exited with status {rc}")
+    return {}

@@ -21,9 +21,11 @@ from typing import Any
 
 import torch
 
+from learners import distributed
 from learners.base import PolicyGradientLearner, learner_entry, make_learner
 from learners.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from learners.cli import TrainArgs, parse_env_kwargs
+from learners.generators import make_generator
 from learners.metrics import episode_metrics
 from learners.policy_model import PolicyModel, PolicyModelConfig
 from learners.run_log import RunLog
@@ -76,13 +78,15 @@ def load_skills(cfg: TrainArgs, needed: bool) -> SkillContext | None:
     return SkillContext(library, strategy=cfg.skills, k=cfg.skills_k, budget_chars=cfg.skills_budget_chars, seed=cfg.seed, with_skills=TextAgent(name).with_skills)
 
 
-def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: int, group_size: int, skills=None, temperature: float | None = None) -> list[Episode]:
-    """G episodes of each task through the rollout layer's async collector."""
+def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: int, group_size: int, skills=None, temperature: float | None = None,
+            generator=None) -> list[Episode]:
+    """G episodes of each task through the rollout layer's async collector (sampled by ``generator``,
+    by default the HF generator over ``policy``)."""
     from sdar_gym.rollout import collect
 
     sampling = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature if temperature is None else temperature)
-    hf = policy.as_policy(max_batch_size=max(1, cfg.num_envs))
-    return asyncio.run(collect(hf, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills))
+    generator = generator or policy.as_policy(max_batch_size=max(1, cfg.num_envs))
+    return asyncio.run(collect(generator, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills))
 
 
 class Trainer:
@@ -93,7 +97,15 @@ class Trainer:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
         self.cfg = cfg
         self.env_kwargs = parse_env_kwargs(cfg.env_kwargs)
+        self.dp = distributed.init_from_env()
+        if cfg.tasks_per_step % self.dp.world_size:
+            raise ConfigError(f"tasks_per_step ({cfg.tasks_per_step}) must be a multiple of the {self.dp.world_size} processes (each rolls out whole groups)")
+        if self.dp.rank > 0:
+            self.dp.barrier()  # rank 0 loads first (and builds the default tiny policy when it is missing)
         self.policy = policy or load_policy(cfg)
+        if self.dp.rank == 0:
+            self.dp.barrier()
+        self.dp.broadcast_parameters(self.policy.model)  # e.g. LoRA adapters initialized at random
         needs_skills = entry.learner_cls.uses_teacher or entry.learner_cls.student_skills
         self.skills = skills if skills is not None or not needs_skills else load_skills(cfg, needs_skills)
         self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, cfg.learner_args)
@@ -107,6 +119,16 @@ class Trainer:
             self.step = int(load_checkpoint(ckpt, self.policy, self.learner)["step"])
         elif latest_checkpoint(self.run_dir) is not None:
             raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --output")
+        self.generator = make_generator(cfg.generator, self.policy, cfg.generator_args, run_dir=self.run_dir, max_batch_size=max(1, cfg.num_envs))
+        if self.step > 0:
+            self.sync_generator()  # a resumed run's engine starts from the base weights
+
+    def sync_generator(self) -> None:
+        """The learner's new weights into the generator (WeightSyncError stops training: no stale rollouts).
+        Servers shared by every rank are synced once, by rank 0."""
+        if self.dp.rank == 0 or not getattr(self.generator, "shared", False):
+            self.generator.sync_weights(self.policy)
+        self.dp.barrier()
 
     def _student_skills(self):
         if not self.learner.student_skills:
@@ -120,23 +142,29 @@ class Trainer:
         from sdar_gym.rollout import make_pool
 
         cfg = self.cfg
-        atomic_write_json(self.run_dir / "config.json", _jsonable(asdict(cfg)))
-        log = RunLog(self.run_dir, resume_step=self.step + 1, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project, config=_jsonable(asdict(cfg)))
+        main = self.dp.rank == 0  # only rank 0 writes the run folder
+        if main:
+            atomic_write_json(self.run_dir / "config.json", _jsonable(asdict(cfg)))
+            log = RunLog(self.run_dir, resume_step=self.step + 1, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project, config=_jsonable(asdict(cfg)))
         pool = make_pool(cfg.env_pool, cfg.env, cfg.num_envs, self.env_kwargs)
         last: dict[str, float] = {}
         columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
         try:
-            with Progress(*columns, disable=not cfg.progress, transient=False) as progress:
+            with Progress(*columns, disable=not (cfg.progress and main), transient=False) as progress:
                 bar = progress.add_task(f"{cfg.learner} on {cfg.env}", total=cfg.steps, completed=self.step, status="")
                 while self.step < cfg.steps:
                     last = self.train_step(pool)
-                    log.log(self.step, last)
+                    if main:
+                        log.log(self.step, last)
                     progress.update(bar, completed=self.step, status=f"success {last.get('rollout/all/success', 0):.2f}  reward {last.get('rollout/all/reward', 0):.2f}")
-                    if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                    if (self.step % cfg.save_every == 0 or self.step == cfg.steps) and main:
                         save_checkpoint(self.run_dir, self.step, self.policy, self.learner, {"config": _jsonable(asdict(cfg))})
+                    self.dp.barrier()  # replicas are identical: rank 0's checkpoint is everyone's
         finally:
             asyncio.run(pool.aclose())
-            log.close()
+            self.generator.close()
+            if main:
+                log.close()
         return last
 
     def train_step(self, pool) -> dict[str, float]:
@@ -145,11 +173,16 @@ class Trainer:
         step = self.step + 1
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         t0 = time.perf_counter()
-        tasks = step_tasks(self.tasks, cfg.tasks_per_step, cfg.seed, step)
-        episodes = rollout(self.policy, pool, tasks, cfg, seed=cfg.seed * 7919 + step, group_size=cfg.group_size, skills=self._student_skills())
+        tasks = step_tasks(self.tasks, cfg.tasks_per_step, cfg.seed, step)[self.dp.rank :: self.dp.world_size]  # this rank's groups
+        seed = cfg.seed * 7919 + step + 104_729 * self.dp.rank
+        episodes = rollout(self.policy, pool, tasks, cfg, seed=seed, group_size=cfg.group_size, skills=self._student_skills(), generator=self.generator)
         t_roll = time.perf_counter() - t0
         metrics = episode_metrics(episodes)
+        self.generator.prepare_update()
         metrics.update(self.learner.update(episodes))
+        t_sync = time.perf_counter()
+        self.sync_generator()
+        metrics["perf/weight_sync_s"] = time.perf_counter() - t_sync
         if self.skills is not None:
             for e in episodes:
                 if not e.failed:

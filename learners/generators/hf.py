@@ -19,7 +19,8 @@ class HFGenerator(HFPolicy):
         pass
 
     def sync_weights(self, policy: Any) -> None:
-        """Nothing to send: the generator holds the learner's own model object."""
+        """Nothing to send (the generator samples from the learner's own model); back to eval mode."""
+        self.model.eval()
 
     def close(self) -> None:
         pass

@@ -88,6 +88,9 @@ def _token_id(token: str) -> int:
 class OpenAIGenerator:
     """The rollout's Policy over one or more OpenAI-compatible completion servers."""
 
+    shared = True
+    """Every learner rank uses the same servers: rank 0 alone syncs their weights."""
+
     def __init__(self, urls: list[str], tokenizer: Any, served_model: str | None = None, timeout_s: float = 600.0,
                  retries: int = 2, max_concurrency: int = 64, sync_mode: str = "none", sync_dir: str | os.PathLike | None = None) -> None:
         if not urls:
