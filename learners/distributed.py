@@ -74,6 +74,10 @@ def current() -> DataParallel:
 def init_from_env() -> DataParallel:
     """Join the process group that ``torchrun`` / ``accelerate launch`` describe in the environment
     (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...): NCCL on GPUs, gloo on CPUs."""
+    sharded = [k for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED") if os.environ.get(k, "").lower() == "true"]
+    if sharded:
+        raise ConfigError(f"{sharded[0]} is set, but the learner replicates the model on every process (DDP-style) and does not shard it "
+                          "with FSDP or DeepSpeed ZeRO yet; launch with configs/accelerate/ddp.yaml (or LoRA to fit a large model)")
     if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
         if torch.cuda.is_available():
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))

@@ -39,3 +39,13 @@ def test_one_process_is_the_identity() -> None:
     p = torch.nn.Parameter(torch.ones(2))
     dp.sync_gradients([p])
     assert p.grad is None
+
+
+@pytest.mark.parametrize("flag", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
+def test_sharding_launch_configs_are_refused_not_ignored(flag, monkeypatch) -> None:
+    from learners.distributed import init_from_env
+    from sdar_gym.core import ConfigError
+
+    monkeypatch.setenv(flag, "true")
+    with pytest.raises(ConfigError, match=f"{flag} is set.*does not shard"):
+        init_from_env()

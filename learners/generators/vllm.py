@@ -80,6 +80,8 @@ class VLLMGenerator:
     def from_policy(cls, policy: Any, args: GeneratorArgs, run_dir: str | os.PathLike | None = None, **_: Any) -> VLLMGenerator:
         vllm = require_vllm()
         mode = weight_sync_mode(args, policy)
+        # The engine core in this process, so a weight sync hands tensors over instead of pickling them (as TRL's colocate mode does).
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         lora_rank = getattr(policy.config, "lora_rank", 0)
         llm = vllm.LLM(
             model=policy.config.model,
