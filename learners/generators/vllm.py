@@ -83,6 +83,11 @@ class VLLMGenerator:
         # The engine core in this process, so a weight sync hands tensors over instead of pickling them (as TRL's colocate mode does).
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         lora_rank = getattr(policy.config, "lora_rank", 0)
+        import torch.distributed as dist
+
+        # Under torchrun every learner rank holds its own engine (tensor parallel inside the rank's
+        # group only): vLLM's external_launcher backend reuses the launcher's process environment.
+        launched = {"distributed_executor_backend": "external_launcher"} if dist.is_available() and dist.is_initialized() else {}
         llm = vllm.LLM(
             model=policy.config.model,
             tokenizer=policy.config.model,
@@ -94,6 +99,7 @@ class VLLMGenerator:
             enable_lora=mode == "lora",
             max_lora_rank=max(lora_rank, 8),
             logprobs_mode="processed_logprobs",
+            **launched,
         )
         lora_dir = Path(run_dir) / "sync" if run_dir is not None else Path(tempfile.mkdtemp(prefix="sdar-gym-lora-"))
         return cls(llm, policy.tokenizer, mode, args.sleep, lora_dir)
