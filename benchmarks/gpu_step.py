@@ -129,6 +129,16 @@ def time_update(learner, episodes, repeats: int) -> tuple[list[float], float | N
     return times, peak, metrics
 
 
+def timed_generation(generator, requests: list[GenerationRequest]) -> tuple[int, float]:
+    """(new tokens, seconds) of one batch, after a 2-request warm-up."""
+    generator.generate_sync(requests[:2])
+    synchronize()
+    t0 = time.perf_counter()
+    out = generator.generate_sync(requests)
+    synchronize()
+    return sum(len(o.response_ids) for o in out), time.perf_counter() - t0
+
+
 def measure_vllm(policy: PolicyModel, tokenizer: StubTokenizer, requests: list[GenerationRequest], args) -> dict:
     """vLLM tokens/s on the same prompts, then the full-weight sync, sleep and wake times; the
     engine is left asleep (KV cache freed) so the learner steps measured next have the GPU."""
@@ -148,13 +158,7 @@ def measure_vllm(policy: PolicyModel, tokenizer: StubTokenizer, requests: list[G
                    max_model_len=args.gen_prompt_len + args.gen_tokens + 16, logprobs_mode="processed_logprobs", seed=0)
     init_s = time.perf_counter() - t0
     gen = VLLMGenerator(llm, tokenizer, sync_mode="full", sleep=True)
-    gen.generate_sync(requests[:2])  # warm-up
-    synchronize()
-    t0 = time.perf_counter()
-    out = gen.generate_sync(requests)
-    synchronize()
-    seconds = time.perf_counter() - t0
-    tokens = sum(len(o.response_ids) for o in out)
+    tokens, seconds = timed_generation(gen, requests)
     syncs = []
     for _ in range(3):
         synchronize()
@@ -221,13 +225,7 @@ def main(argv: list[str] | None = None) -> dict:
                           sampling=SamplingParams(max_new_tokens=args.gen_tokens, temperature=1.0, seed=i))
         for i in range(args.gen_batch)
     ]
-    gen.generate_sync(requests[:2])  # warm-up
-    synchronize()
-    t0 = time.perf_counter()
-    out = gen.generate_sync(requests)
-    synchronize()
-    gen_s = time.perf_counter() - t0
-    gen_tokens = sum(len(o.response_ids) for o in out)
+    gen_tokens, gen_s = timed_generation(gen, requests)
     vllm_report = measure_vllm(policy, tokenizer, requests, args) if cuda and not args.no_vllm else {"skipped": "no CUDA GPU" if not cuda else "--no-vllm"}
 
     # GRPO and SDAR updates on the same batch

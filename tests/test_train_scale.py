@@ -14,25 +14,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("fastapi")
 
 from openai_test_server import serve  # noqa: E402
+from test_learners_train import tiny_model  # noqa: E402,F401  (the same tiny model folder fixture)
 
 from learners.cli import TrainArgs  # noqa: E402
 from learners.generators import GeneratorArgs  # noqa: E402
 from learners.run_log import read_metrics  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> str:
-    from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
-
-    lines = ["<think>I should search.</think><action>search[capital city]</action>", "Question: which city? Answer: <answer>x</answer>"] * 20
-    tokenizer = train_tokenizer(lines, vocab_size=300)
-    model = make_tiny_model(tokenizer, TinyConfig(hidden_size=32, intermediate_size=64, max_position_embeddings=4096))
-    folder = tmp_path_factory.mktemp("tiny")
-    model.save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
 
 
 def args(model: str, output: Path, **over) -> list[str]:
