@@ -87,3 +87,20 @@ def test_two_processes_under_torchrun_train_save_and_resume(tiny_model, tmp_path
     assert (run / "checkpoints" / "step_000002" / "model").is_dir()
     result = run_cli(args(tiny_model, tmp_path / "odd", tasks_per_step="3", launcher="torchrun", num_processes="2"))
     assert result.returncode != 0 and "must be a multiple of the 2 processes" in result.stderr
+
+
+def test_a_failed_weight_sync_stops_training(tiny_model, tmp_path, torch_one_thread) -> None:
+    """The server takes no new weights (another shape): the run stops after the first update, unlogged."""
+    from transformers import AutoTokenizer
+
+    from learners.generators import WeightSyncError
+    from learners.tiny import TinyConfig, make_tiny_model
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    with serve(make_tiny_model(tokenizer, TinyConfig(hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1)), tokenizer) as (url, _):
+        cfg = TrainArgs(learner="grpo", env="search-qa", model=tiny_model, steps=2, group_size=2, tasks_per_step=1, max_turns=1, max_new_tokens=4,
+                        num_envs=2, output=tmp_path / "run", progress=False, tensorboard=False, learner_args={"kl_coef": "0"},
+                        generator="openai", generator_args=GeneratorArgs(urls=[url]))
+        with pytest.raises(WeightSyncError, match="answered 400.*stopping rather than roll out on stale weights"):
+            cfg.run()
+    assert read_metrics(tmp_path / "run") == []
