@@ -88,7 +88,7 @@ class TrainArgs:
 
     def run(self) -> dict[str, float]:
         _threads(self.threads)
-        if self.launcher != "none" and "LOCAL_RANK" not in os.environ:
+        if self.launcher != "none" and "SDAR_GYM_LAUNCHED" not in os.environ:  # learners.distributed.LAUNCHED (torch-free here)
             from learners.distributed import launch
 
             return launch(self.launcher, self.num_processes, self.accelerate_config)

@@ -89,6 +89,10 @@ def _device() -> torch.device:
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
+LAUNCHED = "SDAR_GYM_LAUNCHED"
+"""Set in the environment of the processes :func:`launch` starts."""
+
+
 def launch(launcher: str, num_processes: int, accelerate_config: os.PathLike | None = None) -> dict[str, float]:
     """Re-run this ``sdar-gym train`` command as ``num_processes`` ranks under torchrun or accelerate launch."""
     argv = sys.argv[1:]
@@ -100,8 +104,10 @@ def launch(launcher: str, num_processes: int, accelerate_config: os.PathLike | N
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(num_processes)]
     else:
         cmd = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", str(num_processes)]
-        cmd += ["--config_file", str(accelerate_config)] if accelerate_config else []
-    rc = subprocess.run(cmd + ["-m", "sdar_gym.cli", *argv]).returncode
+        # without a config file, --multi_gpu is what makes accelerate start one process per rank (gloo on CPUs)
+        cmd += ["--config_file", str(accelerate_config)] if accelerate_config else (["--multi_gpu"] if num_processes > 1 else [])
+    env = {**os.environ, LAUNCHED: "1"}  # the ranks run the same command line: they must not launch again
+    rc = subprocess.run(cmd + ["-m", "sdar_gym.cli", *argv], env=env).returncode
     if rc:
         raise SdarGymError(f"{launcher} exited with status {rc}")
     return {}

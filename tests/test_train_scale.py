@@ -84,6 +84,7 @@ def test_two_processes_under_torchrun_train_save_and_resume(tiny_model, tmp_path
     result = run_cli(args(tiny_model, run, launcher="torchrun", num_processes="2") + ["--resume"])
     assert result.returncode == 0, result.stderr[-3000:]
     assert [r["step"] for r in read_metrics(run)] == [1, 2]
+    assert [r["rollout/episodes"] for r in read_metrics(run)] == [2.0, 2.0]  # rank 0's half of 2 tasks × G=2
     assert (run / "checkpoints" / "step_000002" / "model").is_dir()
     result = run_cli(args(tiny_model, tmp_path / "odd", tasks_per_step="3", launcher="torchrun", num_processes="2"))
     assert result.returncode != 0 and "must be a multiple of the 2 processes" in result.stderr
@@ -104,3 +105,11 @@ def test_a_failed_weight_sync_stops_training(tiny_model, tmp_path, torch_one_thr
         with pytest.raises(WeightSyncError, match="answered 400.*stopping rather than roll out on stale weights"):
             cfg.run()
     assert read_metrics(tmp_path / "run") == []
+
+
+def test_accelerate_launch_runs_two_ranks(tiny_model, tmp_path) -> None:
+    run = tmp_path / "run"
+    result = run_cli(args(tiny_model, run, steps="1", launcher="accelerate", num_processes="2"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    [row] = read_metrics(run)
+    assert row["step"] == 1 and row["rollout/episodes"] == 2.0  # rank 0 rolled out 1 of the 2 tasks (× G=2): 2 ranks ran
