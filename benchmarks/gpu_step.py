@@ -1,5 +1,6 @@
-"""One GPU's speed for SDAR training: generation tokens/s, a GRPO and an SDAR train step on the
-same batch (time, ratio, peak memory) and the learner's model-FLOPs utilization (MFU).
+"""One GPU's speed for SDAR training: generation tokens/s (HF and vLLM on the same prompts), a GRPO
+and an SDAR train step on the same batch (time, ratio, peak memory), the learner's model-FLOPs
+utilization (MFU), and the time to sync the learner's weights into vLLM (and to sleep/wake it).
 
 The model is a random-init Qwen2.5-1.5B-shaped Qwen2 in bf16 (no download needed); the batch is
 synthetic: ``groups`` groups of ``group_size`` turns with random prompt and response ids, random
@@ -7,11 +8,16 @@ rewards, and a skill context of ``context_tokens`` tokens for the SDAR teacher. 
 memory are measured, so random weights are fine.
 
     python benchmarks/gpu_step.py                    # on a GPU: writes benchmarks/results/gpu_<card>.json
-    python benchmarks/gpu_step.py --shape tiny       # CPU smoke check of the same code path
+    python benchmarks/gpu_step.py --shape tiny       # CPU smoke check of the same code path (no vLLM)
+
+Needs a CUDA GPU for the real shape (it stops with a one-line message without one); the vLLM part
+needs the ``[vllm]`` extra and is reported as skipped, with the reason, when vLLM is missing.
+Sized so that one run on an H100/H200 takes well under 10 minutes.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import re
 import statistics
@@ -123,6 +129,55 @@ def time_update(learner, episodes, repeats: int) -> tuple[list[float], float | N
     return times, peak, metrics
 
 
+def timed_generation(generator, requests: list[GenerationRequest]) -> tuple[int, float]:
+    """(new tokens, seconds) of one batch, after a 2-request warm-up."""
+    generator.generate_sync(requests[:2])
+    synchronize()
+    t0 = time.perf_counter()
+    out = generator.generate_sync(requests)
+    synchronize()
+    return sum(len(o.response_ids) for o in out), time.perf_counter() - t0
+
+
+def measure_vllm(policy: PolicyModel, tokenizer: StubTokenizer, requests: list[GenerationRequest], args) -> dict:
+    """vLLM tokens/s on the same prompts, then the full-weight sync, sleep and wake times; the
+    engine is left asleep (KV cache freed) so the learner steps measured next have the GPU."""
+    import tempfile
+
+    try:
+        from learners.generators.vllm import VLLMGenerator, require_vllm
+
+        vllm = require_vllm()
+    except Exception as e:  # report, do not fail: the learner numbers still come
+        return {"skipped": str(e)}
+    os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+    folder = Path(tempfile.mkdtemp(prefix="gpu_step_model_"))
+    policy.model.save_pretrained(folder)  # the same random weights; no tokenizer (prompts are ids)
+    t0 = time.perf_counter()
+    llm = vllm.LLM(model=str(folder), skip_tokenizer_init=True, dtype="bfloat16", gpu_memory_utilization=args.vllm_memory, enable_sleep_mode=True,
+                   max_model_len=args.gen_prompt_len + args.gen_tokens + 16, logprobs_mode="processed_logprobs", seed=0)
+    init_s = time.perf_counter() - t0
+    gen = VLLMGenerator(llm, tokenizer, sync_mode="full", sleep=True)
+    tokens, seconds = timed_generation(gen, requests)
+    syncs = []
+    for _ in range(3):
+        synchronize()
+        t0 = time.perf_counter()
+        gen.sync_weights(policy)
+        synchronize()
+        syncs.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    gen.prepare_update()
+    sleep_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    gen.wake()
+    wake_s = time.perf_counter() - t0
+    gen.prepare_update()
+    return {"version": vllm.__version__, "init_s": init_s, "new_tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds,
+            "weight_sync_s": statistics.median(syncs), "weight_sync_s_all": syncs, "sleep_s": sleep_s, "wake_s": wake_s,
+            "gpu_memory_utilization": args.vllm_memory}
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shape", choices=sorted(SHAPES), default="qwen2.5-1.5b")
@@ -137,8 +192,12 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--gen-tokens", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=3, help="timed updates per learner (after one warm-up)")
     ap.add_argument("--gradient-checkpointing", action="store_true")
+    ap.add_argument("--vllm-memory", type=float, default=0.3, help="vLLM's gpu_memory_utilization (the learner shares the GPU)")
+    ap.add_argument("--no-vllm", action="store_true", help="skip the vLLM measurements")
     ap.add_argument("--output", type=Path, default=None, help="default: benchmarks/results/gpu_<card>.json on a GPU, no file on CPU")
     args = ap.parse_args(argv)
+    if args.shape != "tiny" and not torch.cuda.is_available():
+        raise SystemExit(f"gpu_step.py: the {args.shape} shape needs a CUDA GPU and torch sees none (try --shape tiny for a CPU smoke check)")
 
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -166,13 +225,8 @@ def main(argv: list[str] | None = None) -> dict:
                           sampling=SamplingParams(max_new_tokens=args.gen_tokens, temperature=1.0, seed=i))
         for i in range(args.gen_batch)
     ]
-    gen.generate_sync(requests[:2])  # warm-up
-    synchronize()
-    t0 = time.perf_counter()
-    out = gen.generate_sync(requests)
-    synchronize()
-    gen_s = time.perf_counter() - t0
-    gen_tokens = sum(len(o.response_ids) for o in out)
+    gen_tokens, gen_s = timed_generation(gen, requests)
+    vllm_report = measure_vllm(policy, tokenizer, requests, args) if cuda and not args.no_vllm else {"skipped": "no CUDA GPU" if not cuda else "--no-vllm"}
 
     # GRPO and SDAR updates on the same batch
     episodes = make_batch(shape["vocab_size"], args.groups, args.group_size, args.prompt_len, args.response_len, seed=2)
@@ -208,6 +262,8 @@ def main(argv: list[str] | None = None) -> dict:
         "torch": torch.__version__,
         "batch": {"turns": turns, "prompt_len": args.prompt_len, "response_len": args.response_len, "context_tokens": args.context_tokens, "micro_batch": args.micro_batch},
         "generation": {"batch": args.gen_batch, "prompt_len": args.gen_prompt_len, "new_tokens": gen_tokens, "seconds": gen_s, "tokens_per_s": gen_tokens / gen_s},
+        "vllm": vllm_report,
+        "vllm_over_hf_generation_tokens_per_s": (vllm_report["tokens_per_s"] / (gen_tokens / gen_s)) if "tokens_per_s" in vllm_report else None,
         "grpo": results["grpo"],
         "sdar": results["sdar"],
         "sdar_over_grpo_step_time": results["sdar"]["step_s"] / results["grpo"]["step_s"],
@@ -215,6 +271,12 @@ def main(argv: list[str] | None = None) -> dict:
         "peak_bf16_tflops_assumed": peak,
     }
     print(f"generation: {report['generation']['tokens_per_s']:.1f} tokens/s (batch {args.gen_batch})")
+    if report["vllm_over_hf_generation_tokens_per_s"] is not None:
+        v = report["vllm"]
+        print(f"vLLM generation: {v['tokens_per_s']:.1f} tokens/s, {report['vllm_over_hf_generation_tokens_per_s']:.1f}x HF; "
+              f"weight sync {v['weight_sync_s']:.2f} s, sleep {v['sleep_s']:.2f} s, wake {v['wake_s']:.2f} s")
+    else:
+        print(f"vLLM: skipped ({report['vllm'].get('skipped')})")
     for name in ("grpo", "sdar"):
         r = results[name]
         mem = f"{r['peak_memory_gb']:.1f} GiB" if r["peak_memory_gb"] is not None else "n/a"

@@ -114,9 +114,9 @@ def token_counts(name: str, folder: str, episodes, budget: int, micro: int) -> d
 
 
 def record_batch(folder: str, args) -> list:
-    from learners.cli import TrainArgs
     from learners.policy_model import PolicyModel, PolicyModelConfig
-    from learners.trainer import rollout, task_list
+    from learners.trainer import TrainArgs, rollout
+    from sdar_gym.registration import task_list
     from sdar_gym.rollout import make_pool
 
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=folder), with_reference=False)

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from learners import advantages, losses
+from learners import advantages, distributed, losses
 from learners.policy_model import PolicyModel
 from learners.teacher import SkillContext, teacher_template
 from sdar_gym.core import ConfigError
@@ -156,6 +156,8 @@ class PolicyGradientLearner:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda n: min(n / warmup, 1.0) if warmup else 1.0)
         self.updates = 0
         """Policy updates done (RLSD's λ schedule and the lr warm-up count them)."""
+        self.dp = distributed.current()
+        """Data-parallel collectives (identity in one process): see :mod:`learners.distributed`."""
 
     # the objective ------------------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -251,8 +253,8 @@ class PolicyGradientLearner:
         start = time.perf_counter()
         if torch.cuda.is_available():
             torch.cuda.reset_peak_memory_stats()
-        samples = self.samples(episodes)
-        if not samples:
+        samples = self.samples(episodes)  # this process's share of the batch (all of it with one process)
+        if not self.dp.sum(len(samples)):
             return {"train/skipped": 1.0}
         minis = self._mini_batches(samples)
         micro = [chunk for mini in minis for chunk in mini]
@@ -270,9 +272,11 @@ class PolicyGradientLearner:
         bounds = list(itertools.accumulate(len(mini) for mini in minis))
         self.updates += 1
         for _ in range(c.epochs):
-            for m0, m1 in zip([0, *bounds[:-1]], bounds):
-                group = list(range(m0, m1))
-                n_tokens = sum(s.n_tokens for i in group for s in micro[i])
+            for m in range(int(self.dp.max(len(minis)))):  # the same number of optimizer steps on every process
+                group = list(range(bounds[m - 1] if m else 0, bounds[m])) if m < len(minis) else []
+                n_tokens = self.dp.sum(sum(s.n_tokens for i in group for s in micro[i]))  # global: exact token-mean
+                if not n_tokens:
+                    continue
                 self.optimizer.zero_grad(set_to_none=True)
                 for i in group:
                     chunk = micro[i]
@@ -286,10 +290,11 @@ class PolicyGradientLearner:
                     for k, v in stats.items():
                         sums[k] += float(v) * weight
                 n_stat += 1
+                self.dp.sync_gradients(self.policy.trainable_parameters())
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), c.max_grad_norm)
                 sums["grad_norm"] += float(grad_norm)
                 self.optimizer.step()
-        metrics = {(k if "/" in k else f"train/{k}"): v / n_stat for k, v in sums.items()}
+        metrics = {(k if "/" in k else f"train/{k}"): v / max(n_stat, 1) for k, v in sums.items()}
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         metrics["train/optimizer_steps"] = float(n_stat)
         self.scheduler.step()

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from learners.generators import render_prompt_ids
 from sdar_gym.core import ConfigError
 from sdar_gym.rollout.types import Generation, GenerationRequest, SamplingParams
 
@@ -69,12 +70,7 @@ class HFPolicy:
 
     def prompt_ids(self, request: GenerationRequest) -> list[int]:
         """The request's prompt ids, or its messages rendered by the chat template and tokenized."""
-        if request.prompt_ids is not None:
-            return list(request.prompt_ids)
-        if not request.messages:
-            raise ConfigError("a generation request needs messages or prompt_ids")
-        text = self.tokenizer.apply_chat_template(request.messages, tokenize=False, add_generation_prompt=True)
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return render_prompt_ids(self.tokenizer, request)
 
     @torch.no_grad()
     def _sample(self, requests: list[GenerationRequest]) -> list[Generation]:

@@ -13,19 +13,21 @@ step k replays steps k+1… exactly as an uninterrupted run would (inline pool).
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from learners.generators import GeneratorArgs
 from learners.run_log import RunLog
+from learners.settings import resolve_train
 from learners.teacher import SkillContext
 from sdar_gym.core import ConfigError, DataError
 from sdar_gym.io import atomic_write_json
 from sdar_gym.registration import parse_env_kwargs, task_list
 from sdar_gym.rollout.collector import episode_metrics
-from learners.settings import resolve_train
 from sdar_gym.rollout.types import Episode, SamplingParams
 
 if TYPE_CHECKING:
@@ -111,11 +113,26 @@ class TrainArgs:
     """Log to this Weights & Biases project (needs wandb installed)."""
     progress: bool = True
     """Show a rich progress bar."""
+    generator: Literal["hf", "vllm", "openai"] = "hf"
+    """Rollout generation backend: hf (this process), vllm (in-process engine; the [vllm] extra and a GPU),
+    openai (OpenAI-compatible servers given by --generator-args.urls)."""
+    generator_args: GeneratorArgs = field(default_factory=GeneratorArgs)
+    """Settings of the vllm and openai generators."""
+    launcher: Literal["none", "torchrun", "accelerate"] = "none"
+    """Start --num-processes data-parallel learner processes with torchrun or accelerate launch."""
+    num_processes: int = 1
+    """Processes (one per GPU) for --launcher."""
+    accelerate_config: Path | None = None
+    """accelerate launch's config file (e.g. configs/accelerate/ddp.yaml; multi-node settings live there)."""
 
     def run(self) -> dict[str, float]:
         from learners.policy_model import set_threads
 
         set_threads(self.threads)
+        if self.launcher != "none" and "SDAR_GYM_LAUNCHED" not in os.environ:  # learners.distributed.LAUNCHED (torch-free here)
+            from learners.distributed import launch
+
+            return launch(self.launcher, self.num_processes, self.accelerate_config)
         return Trainer(self).train()
 
 
@@ -153,19 +170,23 @@ def load_skills(cfg: TrainArgs, needed: bool, tokenizer=None) -> SkillContext | 
     )
 
 
-def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: int, group_size: int, skills=None, temperature: float | None = None, agent=None) -> list[Episode]:
-    """G episodes of each task through the rollout layer's async collector."""
+def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: int, group_size: int, skills=None, temperature: float | None = None,
+            agent=None, generator=None) -> list[Episode]:
+    """G episodes of each task through the rollout layer's async collector (sampled by ``generator``,
+    by default the HF generator over ``policy``)."""
     from sdar_gym.rollout import collect
 
     sampling = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature if temperature is None else temperature)
-    hf = policy.as_policy(max_batch_size=max(1, cfg.num_envs))
-    return asyncio.run(collect(hf, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills, agent=agent))
+    generator = generator or policy.as_policy(max_batch_size=max(1, cfg.num_envs))
+    return asyncio.run(collect(generator, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills, agent=agent))
 
 
 class Trainer:
     def __init__(self, cfg: TrainArgs, policy: PolicyModel | None = None, skills: SkillContext | None = None) -> None:
+        from learners import distributed
         from learners.algorithms import learner_entry, make_learner
         from learners.checkpoint import latest_checkpoint, load_checkpoint
+        from learners.generators import make_generator
 
         entry = learner_entry(cfg.learner)
         cfg, self.agent = resolve_train(cfg)  # the preset fills every option left unset
@@ -174,7 +195,15 @@ class Trainer:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
         self.cfg = cfg
         self.env_kwargs = parse_env_kwargs(cfg.env_kwargs)
+        self.dp = distributed.init_from_env()
+        if cfg.tasks_per_step % self.dp.world_size:
+            raise ConfigError(f"tasks_per_step ({cfg.tasks_per_step}) must be a multiple of the {self.dp.world_size} processes (each rolls out whole groups)")
+        if self.dp.rank > 0:
+            self.dp.barrier()  # rank 0 loads first (and builds the default tiny policy when it is missing)
         self.policy = policy or load_policy(cfg)
+        if self.dp.rank == 0:
+            self.dp.barrier()
+        self.dp.broadcast_parameters(self.policy.model)  # e.g. LoRA adapters initialized at random
         needs_skills = entry.learner_cls.uses_teacher or entry.learner_cls.student_skills
         self.skills = skills if skills is not None or not needs_skills else load_skills(cfg, needs_skills, self.policy.tokenizer)
         self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, cfg.learner_args)
@@ -188,6 +217,16 @@ class Trainer:
             self.step = int(load_checkpoint(ckpt, self.policy, self.learner)["step"])
         elif latest_checkpoint(self.run_dir) is not None:
             raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --output")
+        self.generator = make_generator(cfg.generator, self.policy, cfg.generator_args, run_dir=self.run_dir, max_batch_size=max(1, cfg.num_envs))
+        if self.step > 0:
+            self.sync_generator()  # a resumed run's engine starts from the base weights
+
+    def sync_generator(self) -> None:
+        """The learner's new weights into the generator (WeightSyncError stops training: no stale rollouts).
+        Servers shared by every rank are synced once, by rank 0."""
+        if self.dp.rank == 0 or not getattr(self.generator, "shared", False):
+            self.generator.sync_weights(self.policy)
+        self.dp.barrier()
 
     def _student_skills(self):
         if not self.learner.student_skills:
@@ -201,22 +240,28 @@ class Trainer:
         from sdar_gym.rollout import make_pool
 
         cfg = self.cfg
-        atomic_write_json(self.run_dir / "config.json", _jsonable(asdict(cfg) | {"learner_config": asdict(self.learner.config)}))
-        log = RunLog(self.run_dir, resume_step=self.step + 1, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project, config=_jsonable(asdict(cfg)))
+        main = self.dp.rank == 0  # only rank 0 writes the run folder
+        if main:
+            atomic_write_json(self.run_dir / "config.json", _jsonable(asdict(cfg) | {"learner_config": asdict(self.learner.config)}))
+            log = RunLog(self.run_dir, resume_step=self.step + 1, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project, config=_jsonable(asdict(cfg)))
         pool = make_pool(cfg.env_pool, cfg.env, cfg.num_envs, self.env_kwargs)
         last: dict[str, float] = {}
         try:
-            with progress_bar(disable=not cfg.progress) as progress:
+            with progress_bar(disable=not (cfg.progress and main)) as progress:
                 bar = progress.add_task(f"{cfg.learner} on {cfg.env}", total=cfg.steps, completed=self.step, status="")
                 while self.step < cfg.steps:
                     last = self.train_step(pool)
-                    log.log(self.step, last)
+                    if main:
+                        log.log(self.step, last)
                     progress.update(bar, completed=self.step, status=f"success {last.get('rollout/all/success', 0):.2f}  reward {last.get('rollout/all/reward', 0):.2f}")
-                    if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                    if (self.step % cfg.save_every == 0 or self.step == cfg.steps) and main:
                         save_checkpoint(self.run_dir, self.step, self.policy, self.learner, {"config": _jsonable(asdict(cfg))})
+                    self.dp.barrier()  # replicas are identical: rank 0's checkpoint is everyone's
         finally:
             asyncio.run(pool.aclose())
-            log.close()
+            self.generator.close()
+            if main:
+                log.close()
         return last
 
     def train_step(self, pool) -> dict[str, float]:
@@ -227,11 +272,16 @@ class Trainer:
         step = self.step + 1
         torch.manual_seed(cfg.seed * 1_000_003 + step)
         t0 = time.perf_counter()
-        tasks = step_tasks(self.tasks, cfg.tasks_per_step, cfg.seed, step)
-        episodes = rollout(self.policy, pool, tasks, cfg, seed=cfg.seed * 7919 + step, group_size=cfg.group_size, skills=self._student_skills(), agent=self.agent)
+        tasks = step_tasks(self.tasks, cfg.tasks_per_step, cfg.seed, step)[self.dp.rank :: self.dp.world_size]  # this rank's groups
+        seed = cfg.seed * 7919 + step + 104_729 * self.dp.rank
+        episodes = rollout(self.policy, pool, tasks, cfg, seed=seed, group_size=cfg.group_size, skills=self._student_skills(), agent=self.agent, generator=self.generator)
         t_roll = time.perf_counter() - t0
         metrics = episode_metrics(episodes, prefix="rollout")
+        self.generator.prepare_update()
         metrics.update(self.learner.update(episodes))
+        t_sync = time.perf_counter()
+        self.sync_generator()
+        metrics["perf/weight_sync_s"] = time.perf_counter() - t_sync
         if self.skills is not None:
             for e in episodes:
                 if not e.failed:

@@ -186,6 +186,9 @@ class _Rollout:
 
     async def advance(self, generation: Generation) -> None:
         assert self._request is not None
+        if generation.error:
+            self._fail(RuntimeError(generation.error))
+            return
         agent = self.s.agent
         projection = agent.project(generation.text)
         try:

@@ -41,6 +41,9 @@ class Generation:
     logprobs: list[float]
     """Sampling log-prob of each response token under the policy that generated it."""
     finish_reason: str = "stop"
+    error: str = ""
+    """Why no response came back (e.g. every server tried dropped the request); the collector
+    marks the episode failed with it and the step goes on."""
 
 
 @runtime_checkable

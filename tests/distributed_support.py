@@ -1,0 +1,70 @@
+"""One learner update on a fixed batch, in one process or as one rank of a gloo group (for
+tests/test_distributed.py, which spawns this with torch.multiprocessing)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from learners.algorithms import make_learner
+from learners.policy_model import PolicyModel, PolicyModelConfig
+from learners.teacher import SkillContext
+from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
+from sdar_gym.rollout.types import Episode, Turn
+
+TEXTS = ["You are in the middle of a room; take mug 2 and go to the sinkbasin 1.", "<action>look</action> skills: clean it first"] * 10
+
+
+@dataclass
+class Context:
+    context: str
+    skills: tuple = ()
+
+
+class FixedLibrary:
+    def retrieve(self, task, task_type=None, **_):
+        return Context(f"Skill for {task}: find the object, clean it, then place it.")
+
+
+def batch(vocab: int, groups: int = 4, group_size: int = 2) -> list[Episode]:
+    """Groups whose turns differ in length, so each rank's share has a different token count."""
+    g = torch.Generator().manual_seed(0)
+    episodes = []
+    for gi in range(groups):
+        for j in range(group_size):
+            turns = []
+            for k in range(1 + (gi + j) % 2):
+                n = 3 + 9 * (gi % 2) + k  # groups 1, 3 (rank 1's share) have much longer responses
+                turns.append(Turn(prompt_ids=torch.randint(3, vocab, (6 + gi,), generator=g).tolist(),
+                                  response_ids=torch.randint(3, vocab, (n,), generator=g).tolist(),
+                                  logprobs=(-torch.rand(n, generator=g) * 3).tolist(), action="look",
+                                  reward=float(torch.rand((), generator=g)), info={}, task=f"task {gi}", task_type="pick"))
+            episodes.append(Episode(turns, f"g{gi}", f"t{gi}", f"task {gi}", "pick", 0.0, False))
+    return episodes
+
+
+def updated_parameters(learner_name: str, rank: int = 0, world_size: int = 1, lora_rank: int = 0) -> dict[str, torch.Tensor]:
+    """Parameters after one update on the batch; rank r of W takes the groups r, r+W, ..."""
+    torch.set_num_threads(1)
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    model = make_tiny_model(tokenizer, TinyConfig(hidden_size=32, num_layers=1, intermediate_size=64))
+    torch.manual_seed(1)  # LoRA adapters' initialization (identical on every rank)
+    policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="tiny", device="cpu", dtype="fp32", lora_rank=lora_rank))
+    skills = SkillContext(FixedLibrary()) if learner_name == "sdar" else None
+    learner = make_learner(learner_name, policy, skills, {"lr": 1e-2, "micro_batch_size": 3, "entropy_coef": 0.01, "kl_coef": 0.1})
+    episodes = [e for i, e in enumerate(batch(len(tokenizer))) if int(e.group_id[1:]) % world_size == rank]
+    learner.update(episodes)
+    return {k: v.detach().clone() for k, v in policy.model.named_parameters() if v.requires_grad}
+
+
+def rank_main(rank: int, world_size: int, port: int, learner_name: str, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    try:
+        params = updated_parameters(learner_name, rank, world_size)
+        if rank == 0:
+            torch.save(params, out)
+    finally:
+        dist.destroy_process_group()
