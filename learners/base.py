@@ -20,8 +20,16 @@ import torch
 from learners import losses
 from learners.policy_model import PolicyModel
 from learners.teacher import SkillContext, teacher_prompt_ids
-from sdar_gym.core import ConfigError
+from sdar_gym.core import ConfigError, SdarGymError
 from sdar_gym.rollout.types import Episode
+
+
+class NonFiniteLossError(SdarGymError):
+    """A loss term was NaN or inf; the update stopped before the optimizer step that would have used it."""
+
+    def __init__(self, term: str, value: float) -> None:
+        super().__init__(f"the loss term {term!r} is {value}; the update stopped before the optimizer step")
+        self.term = term
 
 
 @dataclass
@@ -209,6 +217,7 @@ class PolicyGradientLearner:
                     chunk = micro[i]
                     batch = self._batch(chunk, *frozen[i])
                     loss, stats = self.loss(batch)
+                    _check_finite(loss, stats)
                     weight = sum(s.n_tokens for s in chunk) / n_tokens
                     (loss * weight).backward()
                     sums["loss"] += loss.item() * weight
@@ -216,6 +225,8 @@ class PolicyGradientLearner:
                         sums[k] += float(v) * weight
                 n_stat += 1
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), c.max_grad_norm)
+                if not math.isfinite(float(grad_norm)):
+                    raise NonFiniteLossError("grad_norm", float(grad_norm))
                 sums["grad_norm"] += float(grad_norm)
                 self.optimizer.step()
         metrics = {f"train/{k}": v / n_stat for k, v in sums.items()}
@@ -253,6 +264,16 @@ class PolicyGradientLearner:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def _check_finite(loss: torch.Tensor, stats: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`NonFiniteLossError` naming the first non-finite term (the total when every term is finite)."""
+    if math.isfinite(float(loss.detach())):
+        return
+    for term, value in stats.items():
+        if not math.isfinite(float(value)):
+            raise NonFiniteLossError(term, float(value))
+    raise NonFiniteLossError("loss", float(loss))
 
 
 _SDAR_KEYS = {"gate_mean", "gate_active_ratio", "teacher_gap_mean", "distill_loss"}

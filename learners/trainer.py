@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -21,14 +22,14 @@ from typing import Any
 
 import torch
 
-from learners.base import PolicyGradientLearner, learner_entry, make_learner
+from learners.base import NonFiniteLossError, PolicyGradientLearner, learner_entry, make_learner
 from learners.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from learners.cli import TrainArgs, parse_env_kwargs
 from learners.metrics import episode_metrics
 from learners.policy_model import PolicyModel, PolicyModelConfig
 from learners.run_log import RunLog
 from learners.teacher import SkillContext
-from sdar_gym.core import ConfigError, DataError
+from sdar_gym.core import ConfigError, DataError, SdarGymError
 from sdar_gym.io import atomic_write_json
 from sdar_gym.rollout.types import Episode, SamplingParams
 
@@ -85,8 +86,25 @@ def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: i
     return asyncio.run(collect(hf, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills))
 
 
+def resolve_preset(cfg: TrainArgs, announce: bool = True) -> TrainArgs:
+    """The CPU preset (learners.cpu_preset) fills defaults for the built-in tiny policy on a machine without a GPU."""
+    from learners.cpu_preset import apply_cpu_preset, wants_cpu_preset
+
+    if not wants_cpu_preset(cfg, torch.cuda.is_available()):
+        return cfg
+    cfg, applied = apply_cpu_preset(cfg)
+    if announce and applied:
+        values = ", ".join(f"{k}={v}" for k, v in applied.items())
+        print(f"CPU preset (built-in tiny policy, no GPU): {values}. Pass --preset paper for the paper's values.", flush=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return cfg
+
+
 class Trainer:
     def __init__(self, cfg: TrainArgs, policy: PolicyModel | None = None, skills: SkillContext | None = None) -> None:
+        if policy is None:
+            cfg = resolve_preset(cfg, announce=cfg.progress)
         entry = learner_entry(cfg.learner)
         for name in ("steps", "group_size", "tasks_per_step", "max_turns", "num_envs"):
             if getattr(cfg, name) < 1:
@@ -96,9 +114,13 @@ class Trainer:
         self.policy = policy or load_policy(cfg)
         needs_skills = entry.learner_cls.uses_teacher or entry.learner_cls.student_skills
         self.skills = skills if skills is not None or not needs_skills else load_skills(cfg, needs_skills)
-        self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, cfg.learner_args)
+        # the learner recomputes log-probs at the rollout's temperature unless told otherwise: ratio 1 at step 0
+        learner_args = {"temperature": str(cfg.temperature), **cfg.learner_args}
+        self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, learner_args)
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.step = 0
+        self.best_success = 0.0
+        """Best rollout success of a step so far (a drop to 0 after it is reported loudly)."""
         self.run_dir = Path(cfg.output)
         if cfg.resume:
             ckpt = latest_checkpoint(self.run_dir)
@@ -115,8 +137,7 @@ class Trainer:
         return self.skills.text
 
     def train(self) -> dict[str, float]:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
+        from learners.progress import StageProgress
         from sdar_gym.rollout import make_pool
 
         cfg = self.cfg
@@ -124,14 +145,23 @@ class Trainer:
         log = RunLog(self.run_dir, resume_step=self.step + 1, tensorboard=cfg.tensorboard, wandb_project=cfg.wandb_project, config=_jsonable(asdict(cfg)))
         pool = make_pool(cfg.env_pool, cfg.env, cfg.num_envs, self.env_kwargs)
         last: dict[str, float] = {}
-        columns = [TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), TextColumn("{task.fields[status]}")]
         try:
-            with Progress(*columns, disable=not cfg.progress, transient=False) as progress:
-                bar = progress.add_task(f"{cfg.learner} on {cfg.env}", total=cfg.steps, completed=self.step, status="")
+            with StageProgress(cfg.progress, every_s=0.0) as progress:
+                bar = progress.add(f"{cfg.learner} on {cfg.env}", total=cfg.steps, completed=self.step)
                 while self.step < cfg.steps:
-                    last = self.train_step(pool)
+                    try:
+                        last = self.train_step(pool)
+                    except NonFiniteLossError as e:
+                        saved = latest_checkpoint(self.run_dir)
+                        kept = f"the last checkpoint ({saved.name}) is intact" if saved else "no checkpoint was written yet"
+                        raise SdarGymError(f"step {self.step + 1}: {e}; nothing of this step was saved and {kept}") from None
+                    success = last.get("rollout/all/success", 0.0)
+                    if success == 0.0 and self.best_success > 0.0:
+                        last["warn/success_collapsed"] = 1.0
+                        print(f"WARNING: step {self.step}: success collapsed to 0 on every rollout of the step (best step so far: {self.best_success:.2f})", file=sys.stderr, flush=True)
+                    self.best_success = max(self.best_success, success)
                     log.log(self.step, last)
-                    progress.update(bar, completed=self.step, status=f"success {last.get('rollout/all/success', 0):.2f}  reward {last.get('rollout/all/reward', 0):.2f}")
+                    progress.update(bar, completed=self.step, status=f"success {success:.2f}  reward {last.get('rollout/all/reward', 0):.2f}  step {last.get('perf/step_s', 0):.0f}s")
                     if self.step % cfg.save_every == 0 or self.step == cfg.steps:
                         save_checkpoint(self.run_dir, self.step, self.policy, self.learner, {"config": _jsonable(asdict(cfg))})
         finally:
