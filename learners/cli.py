@@ -160,6 +160,12 @@ class SFTArgs:
     env_kwargs: dict[str, str] = field(default_factory=dict)
     """Extra env constructor arguments (e.g. data_dir, split); for ALFWorld they default to the
     generated train split on the fast engine (``learners.sft.DEMO_ENV_KWARGS``)."""
+    teacher_fraction: float = 0.5
+    """Share of turns shown in SDAR's teacher template (skill text in the prompt), so the teacher branch is in distribution."""
+    skills_embedder: str = "hashing"
+    """Embedder retrieving the skill text of teacher-template turns (as ``train --skills-embedder``)."""
+    held_out_fraction: float = 0.1
+    """Share of demonstrated tasks kept out of training to measure the teacher−student gap (sft.json)."""
     seed: int = 0
     force: bool = False
     """Rebuild even if the output already holds a model."""
