@@ -160,10 +160,13 @@ class SFTArgs:
     env_kwargs: dict[str, str] = field(default_factory=dict)
     """Extra env constructor arguments (e.g. data_dir, split); for ALFWorld they default to the
     generated train split on the fast engine (``learners.sft.DEMO_ENV_KWARGS``)."""
-    teacher_fraction: float = 0.5
+    teacher_fraction: float = 0.3
     """Share of turns shown in SDAR's teacher template (skill text in the prompt), so the teacher branch is in distribution."""
     skills_embedder: str = "hashing"
     """Embedder retrieving the skill text of teacher-template turns (as ``train --skills-embedder``)."""
+    skills_budget_chars: int | None = 800
+    """Cap on that skill text (as ``train --skills-budget-chars``; the CPU preset uses the same): the full
+    top-3 context is about 2,000 characters, twice a student prompt, and would double the build time."""
     held_out_fraction: float = 0.1
     """Share of demonstrated tasks kept out of training to measure the teacher−student gap (sft.json)."""
     seed: int = 0

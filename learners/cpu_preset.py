@@ -21,6 +21,7 @@ CPU_PRESET: dict[str, Any] = {
     "num_envs": 8,
     "threads": 2,
     "skills_embedder": "hashing",
+    "skills_budget_chars": 800,
     "learner_args": {"lr": "1e-4", "mini_batches": "4"},
 }
 """TrainArgs values of the CPU preset. ``learner_args`` entries are merged under the user's own."""

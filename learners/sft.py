@@ -188,7 +188,7 @@ def _skill_contexts(args: SFTArgs, demos: list) -> dict[tuple[str, str], str]:
         return {}
     from learners.trainer import load_skills
 
-    skills = load_skills(TrainArgs(env=args.env, skills_embedder=args.skills_embedder), needed=True)
+    skills = load_skills(TrainArgs(env=args.env, skills_embedder=args.skills_embedder, skills_budget_chars=args.skills_budget_chars), needed=True)
     assert skills is not None
     keys = sorted({(d[2], d[3]) for d in demos if len(d) > 2})
     return {key: skills.text(*key) for key in keys}
