@@ -142,7 +142,8 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=0.01)
         n_batches = (len(data) + args.batch_size - 1) // args.batch_size
         total = n_batches * args.epochs
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.1)
+        # at least one warm-up step: OneCycleLR divides by zero on a warm-up of 0 steps (tiny configurations)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=max(total, 4), pct_start=max(0.1, 2 / max(total, 4)))
         train = bar.add(f"3/3 supervised warm start ({len(data)} turns x {args.epochs} epochs)", total=total)
         rng = random.Random(args.seed)
         policy.model.train()

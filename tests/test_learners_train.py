@@ -295,3 +295,14 @@ def test_stage_progress_prints_plain_lines_in_a_log():
     with StageProgress(False, stream=silent) as p:
         p.update(p.add("x", total=1), advance=1)
     assert silent.getvalue() == ""
+
+
+def test_sft_builds_with_ten_optimizer_steps(tmp_path, monkeypatch):
+    """10 steps made OneCycleLR's warm-up 0 steps long, a ZeroDivisionError (the learning benchmark's tiny configuration)."""
+    from learners import sft
+    from learners.cli import SFTArgs
+
+    demos = [([{"role": "user", "content": f"Your task is to: look {i}"}], "<action>look</action>") for i in range(10)]
+    monkeypatch.setattr(sft, "expert_demonstrations", lambda *a, **k: demos)
+    args = SFTArgs(env="alfworld", output=tmp_path / "m", epochs=1, batch_size=1, vocab_size=300, hidden_size=32, num_layers=1)
+    assert (sft.build_sft_policy(args, progress=False) / "sft.json").exists()
