@@ -230,7 +230,8 @@ def plot_curves(report: dict, path: Path) -> Path:
                 axis.plot(*zip(*points), color=color, alpha=0.25, lw=1)
             steps = [x for x, _ in series[0]]
             axis.plot(steps, [statistics.mean(dict(p)[x] for p in series) for x in steps], color=color, lw=2, label=learner)
-    held.set(title=f"success on {' + '.join(report['games']['held_out'])} (greedy)", xlabel="RL step", ylabel="success")
+    pooled = [s for s in report["games"]["held_out"] if s != "rl_games"] or ["rl_games"]  # as _eval_all pools them
+    held.set(title=f"success on {' + '.join(pooled)} (greedy)", xlabel="RL step", ylabel="success")
     roll.set(title="training rollouts' success (sampled)", xlabel="RL step")
     for axis in (held, roll):
         axis.grid(alpha=0.3)
