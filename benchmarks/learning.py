@@ -1,7 +1,9 @@
 """Does it learn? GRPO vs SDAR vs GRPO+OPSD from the same tiny warm start, on held-out ALFWorld games.
 
 1. Games: the generated default ALFWorld set (or ``--data-dir``); its train split is for the warm
-   start and RL, ``--held-out`` games spread evenly over each ``--eval-splits`` split are for evaluation.
+   start and RL, ``--held-out`` games spread evenly over each ``--eval-splits`` split are for evaluation,
+   with ``--train-eval`` of the RL games themselves and ``--real-games`` of the real valid_seen games
+   in ``--real-dir`` (``../shared/data/alfworld``; skipped when absent).
 2. Warm start: the built-in tiny policy recipe (``learners.sft``): a BPE tokenizer and a small Qwen2
    trained on expert demonstrations of training games (cached between runs).
 3. Evaluate the warm start on the held-out games (one episode each, fixed per-episode sampling seeds).
@@ -10,6 +12,10 @@
 5. Speed in one run: the same recorded batch of episodes is updated by GRPO and by SDAR in fresh
    processes, alternating; each reports how much its resident memory rose during its first update
    (CPU stand-in for peak memory) and the median time of the updates after it.
+
+Reports per split and learner: the warm start's and each seed's greedy success, the mean gain with a
+95% bootstrap interval (games resampled, seeds averaged), SDAR minus GRPO and GRPO+OPSD likewise,
+each run's wall time and its SDAR gate statistics over training (gate mean, active ratio, gap).
 
 Writes ``benchmarks/results/learning.json``. Sized by flags; the defaults fit a busy 2-core CPU in
 about an hour and are far too small to reproduce the paper's gaps; the JSON says what ran.
@@ -21,6 +27,7 @@ import asyncio
 import hashlib
 import json
 import multiprocessing as mp
+import random
 import resource
 import shutil
 import statistics
@@ -58,10 +65,12 @@ def eval_policy(policy: PolicyModel, env_kwargs: dict, tasks: list, args) -> dic
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.eval_temperature)
     episodes = evaluate(policy, "alfworld", env_kwargs, tasks, args.max_turns, args.num_envs, sampling, seed=12345)
     table = table_for("alfworld", episodes)
-    return {"success": table["All"] / 100.0, "table": table, "invalid_action_ratio": sum(not t.action_valid for e in episodes for t in e.turns) / max(1, sum(len(e.turns) for e in episodes))}
+    return {"success": table["All"] / 100.0, "table": table, "won": [int(e.won) for e in episodes],
+            "invalid_action_ratio": sum(not t.action_valid for e in episodes for t in e.turns) / max(1, sum(len(e.turns) for e in episodes))}
 
 
 def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: list, held_out: dict, args, out_dir: Path) -> dict:
+    started = time.perf_counter()
     run_dir = out_dir / f"{learner}-seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
     cfg = TrainArgs(
@@ -86,14 +95,51 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     final = _eval_all(trainer.policy, held_out, args)
     curve.append({"step": trainer.step, **final})
     print(f"  {learner} seed {seed}: held-out success {final['success']:.3f}", flush=True)
-    return {"learner": learner, "seed": seed, "final": final, "curve": curve, "steps": steps}
+    gate = {k: statistics.mean(s[k] for s in steps if k in s) for k in ("sdar/gate_mean", "sdar/gate_active_ratio", "sdar/teacher_gap_mean") if any(k in s for s in steps)}
+    return {"learner": learner, "seed": seed, "final": final, "curve": curve, "steps": steps, "wall_s": time.perf_counter() - started, "gate_over_training": gate}
+
+
+def bootstrap_ci(per_game: list[list[float]], n: int = 2000, seed: int = 0) -> list[float]:
+    """95% interval of the mean of per-game values (each game: a list over seeds, averaged), games resampled."""
+    values = [statistics.mean(v) for v in per_game]
+    rng = random.Random(seed)
+    means = sorted(statistics.mean(rng.choices(values, k=len(values))) for _ in range(n))
+    return [means[int(0.025 * n)], means[int(0.975 * n) - 1]]
+
+
+def summarize(before: dict, runs: list[dict], learners: list[str]) -> dict:
+    """Per split and learner: warm start, per-seed after, mean gain with its interval; SDAR minus each baseline."""
+    out: dict = {}
+    for split, base in before["splits"].items():
+        row: dict = {"warm_start": base["success"], "games": len(base["won"])}
+        gains: dict = {}
+        for lrn in learners:
+            mine = [r for r in runs if r["learner"] == lrn]
+            if not mine:
+                continue
+            after = [r["final"]["splits"][split] for r in mine]
+            gains[lrn] = [[a["won"][g] - w for a in after] for g, w in enumerate(base["won"])]
+            row[lrn] = {
+                "after_per_seed": [a["success"] for a in after],
+                "after_mean": statistics.mean(a["success"] for a in after),
+                "gain_mean": statistics.mean(a["success"] for a in after) - base["success"],
+                "gain_ci95": bootstrap_ci(gains[lrn]),
+                "seeds_below_warm_start": sum(a["success"] < base["success"] for a in after),
+            }
+        for other in ("grpo", "grpo_opsd"):
+            if "sdar" in gains and other in gains:
+                diff = [[statistics.mean(s) - statistics.mean(o)] for s, o in zip(gains["sdar"], gains[other])]
+                row[f"sdar_minus_{other}"] = {"mean": statistics.mean(d[0] for d in diff), "ci95": bootstrap_ci(diff)}
+        out[split] = row
+    return out
 
 
 def _eval_all(policy: PolicyModel, held_out: dict[str, tuple[dict, list]], args) -> dict:
-    """Per-split results, and ``success`` over all held-out games together."""
+    """Per-split results, and ``success`` over the held-out games (not the RL games) together."""
     per = {split: eval_policy(policy, kw, tasks, args) for split, (kw, tasks) in held_out.items()}
     n = {split: len(tasks) for split, (_, tasks) in held_out.items()}
-    return {"success": sum(per[s]["success"] * n[s] for s in per) / sum(n.values()), "splits": per}
+    pooled = [s for s in per if s != "rl_games"] or list(per)  # held-out games only, when there are any
+    return {"success": sum(per[s]["success"] * n[s] for s in pooled) / sum(n[s] for s in pooled), "splits": per}
 
 
 def _rss_mb() -> float:
@@ -184,7 +230,8 @@ def plot_curves(report: dict, path: Path) -> Path:
                 axis.plot(*zip(*points), color=color, alpha=0.25, lw=1)
             steps = [x for x, _ in series[0]]
             axis.plot(steps, [statistics.mean(dict(p)[x] for p in series) for x in steps], color=color, lw=2, label=learner)
-    held.set(title=f"success on {' + '.join(report['games']['held_out'])} (greedy)", xlabel="RL step", ylabel="success")
+    pooled = [s for s in report["games"]["held_out"] if s != "rl_games"] or ["rl_games"]  # as _eval_all pools them
+    held.set(title=f"success on {' + '.join(pooled)} (greedy)", xlabel="RL step", ylabel="success")
     roll.set(title="training rollouts' success (sampled)", xlabel="RL step")
     for axis in (held, roll):
         axis.grid(alpha=0.3)
@@ -202,6 +249,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--eval-rl-games", action="store_true", help="also evaluate on the RL games themselves: does it learn what it trains on?")
     ap.add_argument("--engine", default="fast", help="ALFWorld engine (fast or textworld)")
     ap.add_argument("--held-out", type=int, default=15, help="held-out games evaluated per eval split")
+    ap.add_argument("--train-eval", type=int, default=20, help="RL games also evaluated, spread over them (0: none; --eval-rl-games: all)")
+    ap.add_argument("--real-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld", help="real ALFWorld data")
+    ap.add_argument("--real-games", type=int, default=40, help="real valid_seen games evaluated, a fixed spread (0: none; 140: all)")
     recipe = SFTArgs()  # the built-in tiny policy's recipe unless overridden
     ap.add_argument("--sft-games", type=int, default=recipe.games)
     ap.add_argument("--sft-epochs", type=int, default=recipe.epochs)
@@ -245,8 +295,11 @@ def main(argv: list[str] | None = None) -> dict:
         kw = {**data, "split": split}
         held_out[split] = (kw, spread(task_list("alfworld", kw)[0], args.held_out))
     rl_tasks = spread(train_tasks, args.rl_games) if args.rl_games else train_tasks
-    if args.eval_rl_games:
-        held_out["rl_games"] = (env_kwargs, rl_tasks)
+    if args.eval_rl_games or args.train_eval:
+        held_out["rl_games"] = (env_kwargs, rl_tasks if args.eval_rl_games else spread(rl_tasks, args.train_eval))
+    if args.real_games and (args.real_dir / "json_2.1.1" / "valid_seen").is_dir():
+        kw = {"engine": args.engine, "data_dir": str(args.real_dir), "split": "valid_seen"}
+        held_out["real_valid_seen"] = (kw, spread(task_list("alfworld", kw)[0], args.real_games))
     if not held_out:
         ap.error("nothing to evaluate: give --eval-splits or --eval-rl-games")
     sft = SFTArgs(env="alfworld", games=args.sft_games, epochs=args.sft_epochs, hidden_size=args.sft_hidden, num_layers=args.sft_layers,
@@ -275,9 +328,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     summary = {}
     for lrn in args.learners:
-        finals = [r["final"]["success"] for r in runs if r["learner"] == lrn]
+        mine = [r for r in runs if r["learner"] == lrn]
+        finals = [r["final"]["success"] for r in mine]
         summary[lrn] = {"success_after_mean": statistics.mean(finals), "success_after_per_seed": finals,
-                        "success_after_std": statistics.pstdev(finals), "gain_over_warm_start": statistics.mean(finals) - before["success"]}
+                        "success_after_std": statistics.pstdev(finals), "gain_over_warm_start": statistics.mean(finals) - before["success"],
+                        "wall_s_per_run": [r["wall_s"] for r in mine], "gate_over_training": [r["gate_over_training"] for r in mine]}
     report = {
         "what": "held-out ALFWorld success before/after RL from one tiny SFT warm start; GRPO vs SDAR vs GRPO+OPSD",
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
@@ -285,6 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
                   "data": str(args.data_dir or "generated default set")},
         "warm_start": {"path": warm, **sft_meta, "held_out": before},
         "summary": summary,
+        "per_split": summarize(before, runs, args.learners),
         "runs": runs,
         "speed": speed,
         "wall_s": time.perf_counter() - start,
@@ -293,7 +349,7 @@ def main(argv: list[str] | None = None) -> dict:
     atomic_write_json(args.output, report)
     plot_curves(report, args.output.with_suffix(".png"))
     ratios = {k: v for k, v in (speed or {}).items() if k.startswith("sdar_over_grpo")}
-    print(json.dumps({"warm_start": before["success"], "summary": summary, **ratios}, indent=1))
+    print(json.dumps({"warm_start": before["success"], "per_split": report["per_split"], **ratios}, indent=1))
     print(f"wrote {args.output} in {report['wall_s'] / 60:.1f} min")
     return report
 

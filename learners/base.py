@@ -24,8 +24,16 @@ import torch
 from learners import advantages, distributed, losses
 from learners.policy_model import PolicyModel
 from learners.teacher import SkillContext, teacher_template
-from sdar_gym.core import ConfigError
+from sdar_gym.core import ConfigError, SdarGymError
 from sdar_gym.rollout.types import Episode
+
+
+class NonFiniteLossError(SdarGymError):
+    """A loss term was NaN or inf; the update stopped before the optimizer step that would have used it."""
+
+    def __init__(self, term: str, value: float) -> None:
+        super().__init__(f"the loss term {term!r} is {value}; the update stopped before the optimizer step")
+        self.term = term
 
 
 @dataclass
@@ -282,6 +290,7 @@ class PolicyGradientLearner:
                     chunk = micro[i]
                     batch = self._batch(chunk, *frozen[i])
                     loss, stats = self.loss(batch)
+                    _check_finite(loss, stats)
                     if batch.teacher_logp is not None:
                         stats[TEACHER_GAP] = losses.masked_mean(batch.teacher_logp - batch.logp.detach(), batch.mask).detach()
                     weight = sum(s.n_tokens for s in chunk) / n_tokens
@@ -292,6 +301,8 @@ class PolicyGradientLearner:
                 n_stat += 1
                 self.dp.sync_gradients(self.policy.trainable_parameters())
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), c.max_grad_norm)
+                if not math.isfinite(float(grad_norm)):
+                    raise NonFiniteLossError("grad_norm", float(grad_norm))
                 sums["grad_norm"] += float(grad_norm)
                 self.optimizer.step()
         metrics = {(k if "/" in k else f"train/{k}"): v / max(n_stat, 1) for k, v in sums.items()}
@@ -352,3 +363,12 @@ class PolicyGradientLearner:
             self.scheduler.load_state_dict(state["scheduler"])
         self.updates = int(state.get("updates", 0))
 
+
+def _check_finite(loss: torch.Tensor, stats: dict[str, torch.Tensor]) -> None:
+    """Raise :class:`NonFiniteLossError` naming the first non-finite term (the total when every term is finite)."""
+    if math.isfinite(float(loss.detach())):
+        return
+    for term, value in stats.items():
+        if not math.isfinite(float(value)):
+            raise NonFiniteLossError(term, float(value))
+    raise NonFiniteLossError("loss", float(loss))

@@ -7,6 +7,13 @@ builds itself, once, into ``sdar_gym_home()/models/tiny-<env>``:
 2. a byte-level BPE tokenizer is trained on those prompts and responses (``learners.tiny``);
 3. a random-init Qwen2-architecture model is trained to maximize the log-likelihood of the expert's
    responses given the prompts (response tokens only, token-mean), with AdamW.
+
+SDAR's teacher is this same model shown the student prompt plus retrieved skill text. A model that
+never saw skill text reads it as noise (the teacher scored the expert's moves 2 nats/token *worse*
+than the student), so a ``teacher_fraction`` of the turns is shown in the teacher's template (built
+by :mod:`learners.teacher`, the one place the teacher prompt is made, in the trainer's default ``official`` template), and the
+tokenizer is trained on the skill text too. ``sft.json`` records the teacher−student gap on expert
+turns of held-out games.
 """
 from __future__ import annotations
 
@@ -21,7 +28,6 @@ from typing import Any
 
 from sdar_gym.core import DataError, sdar_gym_home
 from sdar_gym.io import atomic_dir, atomic_write_jsonl, read_jsonl
-from sdar_gym.progress import progress_bar
 from sdar_gym.registration import parse_env_kwargs, task_list
 
 
@@ -53,6 +59,15 @@ class SFTArgs:
     env_kwargs: dict[str, str] = field(default_factory=dict)
     """Extra env constructor arguments (e.g. data_dir, split); for ALFWorld they default to the
     generated train split on the fast engine (the env spec's ``demo_env_kwargs``)."""
+    teacher_fraction: float = 0.3
+    """Share of turns shown in SDAR's teacher template (skill text in the prompt), so the teacher branch is in distribution."""
+    skills_embedder: str = "hashing"
+    """Embedder retrieving the skill text of teacher-template turns (as ``train --skills-embedder``)."""
+    skills_budget_chars: int | None = 800
+    """Cap on that skill text (as ``train --skills-budget-chars``; the CPU preset uses the same): the full
+    skill context is about 2,000 characters or more, twice a student prompt, and would double the build time."""
+    held_out_fraction: float = 0.1
+    """Share of demonstrated tasks kept out of training to measure the teacher−student gap (sft.json)."""
     seed: int = 0
     force: bool = False
     """Rebuild even if the output already holds a model."""
@@ -66,9 +81,10 @@ class SFTArgs:
         return build_sft_policy(self)
 
 
-RECIPE_VERSION = 2
+RECIPE_VERSION = 3
 """Bumped when a cached tiny policy must be rebuilt: 2 = Qwen2-consistent tokenizer (a reloaded
-version-1 model read different token ids than it was trained on) and explorer demonstrations."""
+version-1 model read different token ids than it was trained on) and explorer demonstrations;
+3 = teacher-template turns and skill text in the tokenizer."""
 
 
 def is_built(folder: Path) -> bool:
@@ -96,14 +112,14 @@ def ensure_tiny_policy(env: str, progress: bool = True, env_kwargs: dict[str, An
         return folder
     from rich.console import Console
 
-    Console(stderr=True).print(f"[bold]Building the built-in tiny policy for {env}[/bold] (first use; cached in {folder})")
+    Console(stderr=True).print(f"[bold]Building the built-in tiny policy for {env}[/bold] (first use, a few minutes; cached in {folder})")
     return build_sft_policy(SFTArgs(env=env, output=folder, env_kwargs=dict(env_kwargs or {})), progress=progress)
 
 
 def expert_demonstrations(
     env: str, games: int, env_kwargs: dict[str, Any], max_turns: int, seed: int = 0, tasks: list[Any] | None = None
-) -> list[tuple[list[dict[str, str]], str]]:
-    """(chat messages, expert response text) of each turn of won expert episodes.
+) -> list[tuple[list[dict[str, str]], str, str, str]]:
+    """(chat messages, expert response text, task, task type) of each turn of won expert episodes.
 
     ``games`` tasks are drawn (seeded) from ``tasks`` (default: all of the env's tasks). The result
     is cached as JSONL under ``sdar_gym_home()/demos`` keyed by these arguments, because the
@@ -113,21 +129,21 @@ def expert_demonstrations(
 
     pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
     chosen = random.Random(seed).sample(pool_tasks, min(games, len(pool_tasks)))
-    key = hashlib.sha256(json.dumps([env, sorted(env_kwargs.items()), max_turns, seed, chosen], default=str).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps(["with-task", env, sorted(env_kwargs.items()), max_turns, seed, chosen], default=str).encode()).hexdigest()[:16]
     cache = sdar_gym_home() / "demos" / f"{env}-{key}.jsonl"
     if cache.exists():
-        return [(r["messages"], r["response"]) for r in read_jsonl(cache)]
+        return [(r["messages"], r["response"], r["task"], r["task_type"]) for r in read_jsonl(cache)]
 
     async def run():
         async with make_pool("inline", env, 1, env_kwargs) as pool:
             return await collect(ExpertPolicy(env), pool, chosen, group_size=1, max_turns=max_turns, seed=seed)
 
     episodes = asyncio.run(run())
-    pairs = [(t.messages, t.response_text) for e in episodes if e.won for t in e.turns if t.messages]
-    if not pairs:
+    rows = [(t.messages, t.response_text, t.task, t.task_type) for e in episodes if e.won for t in e.turns if t.messages]
+    if not rows:
         raise DataError(f"the {env} expert won none of {len(chosen)} episodes; no demonstrations to learn from")
-    atomic_write_jsonl(cache, [{"messages": m, "response": r} for m, r in pairs])
-    return pairs
+    atomic_write_jsonl(cache, [{"messages": m, "response": r, "task": k, "task_type": y} for m, r, k, y in rows])
+    return rows
 
 
 def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | None = None) -> Path:
@@ -135,6 +151,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
     import torch
 
     from learners.policy_model import PolicyModel, PolicyModelConfig
+    from learners.progress import StageProgress
     from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
 
     out = Path(args.output) if args.output else tiny_policy_dir(args.env)
@@ -145,12 +162,14 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         ids, types = task_list(args.env, env_kwargs)
         tasks = [t for t in ids if types.get(t) not in args.skip_task_types]
     start = time.perf_counter()
-    with progress_bar(disable=not progress) as bar:
-        stage = bar.add_task("expert demonstrations", total=None, status="")
+    with StageProgress(progress) as bar:
+        stage = bar.add(f"1/3 expert demonstrations ({args.games} games)", total=None)
         demos = expert_demonstrations(args.env, args.games, env_kwargs, args.max_turns, args.seed, tasks)
-        bar.update(stage, total=1, completed=1, status=f"{len(demos)} turns")
+        bar.update(stage, completed=1, total=1, status=f"{len(demos)} turns")
 
-        texts = [m["content"] for messages, _ in demos for m in messages] + [r for _, r in demos]
+        stage = bar.add("2/3 tokenizer and skill text", total=1)
+        contexts = _skill_contexts(args, demos)
+        texts = [m["content"] for messages, *_ in demos for m in messages] + [r for _, r, *_ in demos] + list(contexts.values())
         tokenizer = train_tokenizer(texts, args.vocab_size)
         shape = TinyConfig(
             hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=4, num_kv_heads=2,
@@ -158,20 +177,23 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         )
         model = make_tiny_model(tokenizer, shape)
         policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="tiny", dtype="fp32"), with_reference=False)
-        data = [_encode(tokenizer, messages, response) for messages, response in demos]
+        data, held_out = _encode_demos(tokenizer, demos, contexts, args)
+        bar.update(stage, completed=1, status=f"vocab {len(tokenizer)}, {len(contexts)} skill contexts")
 
         optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=0.01)
         n_batches = (len(data) + args.batch_size - 1) // args.batch_size
         total = n_batches * args.epochs
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=total, pct_start=0.1)
-        train = bar.add_task("supervised warm start", total=total, status="")
+        # at least one warm-up step: OneCycleLR divides by zero on a warm-up of 0 steps (tiny configurations)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=max(total, 4), pct_start=max(0.1, 2 / max(total, 4)))
+        train = bar.add(f"3/3 supervised warm start ({len(data)} turns x {args.epochs} epochs)", total=total)
         rng = random.Random(args.seed)
         policy.model.train()
         loss_value = first_loss = float("nan")
         for _ in range(args.epochs):
             rng.shuffle(data)
             for i in range(0, len(data), args.batch_size):
-                batch = data[i : i + args.batch_size]
+                # each turn is shown in the teacher's template (skill text in the prompt) with probability teacher_fraction
+                batch = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data[i : i + args.batch_size]]
                 logp, _ = policy.response_logprobs([p for p, _ in batch], [r for _, r in batch])
                 loss = -logp.mean()
                 optimizer.zero_grad(set_to_none=True)
@@ -189,15 +211,79 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "demonstration_turns": len(demos),
         "games": args.games,
         "epochs": args.epochs,
+        "teacher_fraction": args.teacher_fraction,
         "first_loss": first_loss,
         "final_loss": loss_value,
         "seconds": time.perf_counter() - start,
         "shape": {"hidden_size": args.hidden_size, "num_layers": args.num_layers, "vocab_size": len(tokenizer)},
+        "held_out": teacher_gap(policy, held_out),
     }
     with atomic_dir(out) as tmp:
         policy.save(tmp)
         (tmp / "sft.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return out
+
+
+def _skill_contexts(args: SFTArgs, demos: list) -> dict[tuple[str, str], str]:
+    """The skill text SDAR's teacher would see for each (task, task type) of the demonstrations."""
+    if args.teacher_fraction <= 0 or not any(len(d) > 2 for d in demos):
+        return {}
+    from learners.teacher import SkillContext
+    from sdar_gym.agent import TextAgent
+    from sdar_gym.registration import env_entry
+    from skills import default_library
+
+    name = env_entry(args.env).name
+    library = default_library(name, embedder=args.skills_embedder)
+    skills = SkillContext(library, budget_chars=args.skills_budget_chars, seed=args.seed, with_skills=TextAgent(name).with_skills)  # the training default: official routing
+    keys = sorted({(d[2], d[3]) for d in demos if len(d) > 2})
+    return {key: skills.text(*key) for key in keys}
+
+
+def _encode_demos(tokenizer, demos: list, contexts: dict, args: SFTArgs) -> tuple[list, list]:
+    """(student prompt, teacher prompt or None, response) ids per turn; turns of held-out tasks apart."""
+    from learners.teacher import teacher_template
+    from sdar_gym.presets import BASE
+    from sdar_gym.agent import TextAgent
+    from sdar_gym.registration import env_entry
+
+    with_skills = TextAgent(env_entry(args.env).name).with_skills
+    build_teacher = teacher_template("official")  # the trainer's default teacher template
+    keys = sorted({(d[2], d[3]) for d in demos if len(d) > 2})
+    held = set(random.Random(args.seed).sample(keys, int(len(keys) * args.held_out_fraction))) if contexts else set()
+    train, held_out = [], []
+    for messages, response, *key in demos:
+        prompt, response_ids = _encode(tokenizer, messages, response)
+        context = contexts.get(tuple(key), "")
+        teacher = build_teacher(tokenizer, prompt, context, messages, with_skills, BASE["max_prompt_length"].value)[0] if context else None
+        (held_out if tuple(key) in held else train).append((prompt, teacher, response_ids))
+    return train, held_out
+
+
+def teacher_gap(policy, turns: list, batch_size: int = 8) -> dict[str, float]:
+    """Teacher−student gap on expert turns: mean over turns of the token-mean of log π(y|teacher prompt) − log π(y|student prompt)."""
+    import torch
+
+    turns = [t for t in turns if t[1] is not None]
+    if not turns:
+        return {}
+    gaps, student_nll = [], []
+    with torch.no_grad():
+        for i in range(0, len(turns), batch_size):
+            chunk = turns[i : i + batch_size]
+            s, _ = policy.response_logprobs([p for p, _, _ in chunk], [r for _, _, r in chunk])
+            t, _ = policy.response_logprobs([q for _, q, _ in chunk], [r for _, _, r in chunk])
+            at = 0
+            for _, _, r in chunk:
+                gaps.append(float((t[at : at + len(r)] - s[at : at + len(r)]).mean()))
+                student_nll.append(float(-s[at : at + len(r)].mean()))
+                at += len(r)
+    return {
+        "turns": len(gaps),
+        "teacher_gap_mean": sum(gaps) / len(gaps),
+        "teacher_gap_positive_ratio": sum(g > 0 for g in gaps) / len(gaps),
+        "student_nll": sum(student_nll) / len(student_nll),
+    }
 
 
 def _encode(tokenizer, messages: list[dict[str, str]], response: str) -> tuple[list[int], list[int]]:

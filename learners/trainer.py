@@ -15,8 +15,9 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,7 +25,7 @@ from learners.generators import GeneratorArgs
 from learners.run_log import RunLog
 from learners.settings import resolve_train
 from learners.teacher import SkillContext
-from sdar_gym.core import ConfigError, DataError
+from sdar_gym.core import ConfigError, DataError, SdarGymError
 from sdar_gym.io import atomic_write_json
 from sdar_gym.registration import parse_env_kwargs, task_list
 from sdar_gym.rollout.collector import episode_metrics
@@ -47,9 +48,11 @@ class TrainArgs:
     """Env short name or gymnasium id (see ``sdar-gym envs``)."""
     model: str | None = None
     """Hugging Face id or local folder; omitted, the built-in tiny policy is used (built on first use)."""
-    preset: str = "paper"
-    """Per-env defaults (``sdar_gym.presets``; docs/presets.md): paper (the released code's values) or none.
-    Every value can be overridden by its own option or by --learner-args."""
+    preset: str = "auto"
+    """Per-env defaults (``sdar_gym.presets``; docs/presets.md): paper (the released code's values), none
+    (sdar-gym's own), cpu (the CPU preset of ``learners.cpu_preset`` over paper), or auto: cpu for the built-in
+    tiny policy on a machine without a GPU, else paper. Every value can be overridden by its own option or by
+    --learner-args."""
     advantage: str = "grpo"
     """Advantage estimator: grpo (per turn, the released default), grpo_episode, gigpo."""
     teacher_template: str = "official"
@@ -181,6 +184,25 @@ def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: i
     return asyncio.run(collect(generator, pool, tasks, group_size=group_size, max_turns=cfg.max_turns, sampling=sampling, seed=seed, skills=skills, agent=agent))
 
 
+def resolve_cpu_preset(cfg: TrainArgs, announce: bool = True) -> TrainArgs:
+    """With ``--preset auto`` (the default), the CPU preset (learners.cpu_preset) fills the options left
+    unset for the built-in tiny policy on a machine without a GPU; otherwise ``auto`` is the paper preset."""
+    import torch
+
+    from learners.cpu_preset import apply_cpu_preset, wants_cpu_preset
+
+    if not wants_cpu_preset(cfg, torch.cuda.is_available()):
+        return cfg
+    cfg, applied = apply_cpu_preset(cfg)
+    cfg = replace(cfg, preset="cpu")
+    if announce and applied:
+        values = ", ".join(f"{k}={v}" for k, v in applied.items())
+        print(f"CPU preset (built-in tiny policy, no GPU): {values}. Pass --preset paper for the paper's values.", flush=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    return cfg
+
+
 class Trainer:
     def __init__(self, cfg: TrainArgs, policy: PolicyModel | None = None, skills: SkillContext | None = None) -> None:
         from learners import distributed
@@ -188,6 +210,8 @@ class Trainer:
         from learners.checkpoint import latest_checkpoint, load_checkpoint
         from learners.generators import make_generator
 
+        if policy is None:
+            cfg = resolve_cpu_preset(cfg, announce=cfg.progress)
         entry = learner_entry(cfg.learner)
         cfg, self.agent = resolve_train(cfg)  # the preset fills every option left unset
         for name in ("steps", "group_size", "tasks_per_step", "max_turns", "num_envs"):
@@ -206,9 +230,13 @@ class Trainer:
         self.dp.broadcast_parameters(self.policy.model)  # e.g. LoRA adapters initialized at random
         needs_skills = entry.learner_cls.uses_teacher or entry.learner_cls.student_skills
         self.skills = skills if skills is not None or not needs_skills else load_skills(cfg, needs_skills, self.policy.tokenizer)
-        self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, cfg.learner_args)
+        # the learner recomputes log-probs at the rollout's temperature unless told otherwise: ratio 1 at step 0
+        learner_args = {"temperature": str(cfg.temperature), **cfg.learner_args}
+        self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, learner_args)
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.step = 0
+        self.best_success = 0.0
+        """Best rollout success of a step so far (a drop to 0 after it is reported loudly)."""
         self.run_dir = Path(cfg.output)
         if cfg.resume:
             ckpt = latest_checkpoint(self.run_dir)
@@ -235,8 +263,9 @@ class Trainer:
         return self.skills.text
 
     def train(self) -> dict[str, float]:
-        from learners.checkpoint import save_checkpoint
-        from sdar_gym.progress import progress_bar
+        from learners.base import NonFiniteLossError
+        from learners.checkpoint import latest_checkpoint, save_checkpoint
+        from learners.progress import StageProgress
         from sdar_gym.rollout import make_pool
 
         cfg = self.cfg
@@ -247,13 +276,23 @@ class Trainer:
         pool = make_pool(cfg.env_pool, cfg.env, cfg.num_envs, self.env_kwargs)
         last: dict[str, float] = {}
         try:
-            with progress_bar(disable=not (cfg.progress and main)) as progress:
-                bar = progress.add_task(f"{cfg.learner} on {cfg.env}", total=cfg.steps, completed=self.step, status="")
+            with StageProgress(cfg.progress and main, every_s=0.0) as progress:
+                bar = progress.add(f"{cfg.learner} on {cfg.env}", total=cfg.steps, completed=self.step)
                 while self.step < cfg.steps:
-                    last = self.train_step(pool)
+                    try:
+                        last = self.train_step(pool)
+                    except NonFiniteLossError as e:
+                        saved = latest_checkpoint(self.run_dir)
+                        kept = f"the last checkpoint ({saved.name}) is intact" if saved else "no checkpoint was written yet"
+                        raise SdarGymError(f"step {self.step + 1}: {e}; nothing of this step was saved and {kept}") from None
+                    success = last.get("rollout/all/success", 0.0)
+                    if success == 0.0 and self.best_success > 0.0:
+                        last["warn/success_collapsed"] = 1.0
+                        print(f"WARNING: step {self.step}: success collapsed to 0 on every rollout of the step (best step so far: {self.best_success:.2f})", file=sys.stderr, flush=True)
+                    self.best_success = max(self.best_success, success)
                     if main:
                         log.log(self.step, last)
-                    progress.update(bar, completed=self.step, status=f"success {last.get('rollout/all/success', 0):.2f}  reward {last.get('rollout/all/reward', 0):.2f}")
+                    progress.update(bar, completed=self.step, status=f"success {success:.2f}  reward {last.get('rollout/all/reward', 0):.2f}  step {last.get('perf/step_s', 0):.0f}s")
                     if (self.step % cfg.save_every == 0 or self.step == cfg.steps) and main:
                         save_checkpoint(self.run_dir, self.step, self.policy, self.learner, {"config": _jsonable(asdict(cfg))})
                     self.dp.barrier()  # replicas are identical: rank 0's checkpoint is everyone's

@@ -114,8 +114,10 @@ PAPER_SEARCH_QA: dict[str, Setting] = _env(
     eval_temperature=_s(0.0, "no val_kwargs in " + SDAR + ", so " + YAML + " val_kwargs: temperature 0, do_sample False (greedy)"),
 )
 
-PRESET_NAMES = ("none", "paper")
-"""``paper``: the env's released values (its ``EnvSpec.paper_preset``) over BASE; ``none``: BASE alone."""
+PRESET_NAMES = ("none", "paper", "auto", "cpu")
+"""``paper``: the env's released values (its ``EnvSpec.paper_preset``) over BASE; ``none``: BASE alone.
+``cpu`` and ``auto`` resolve here as ``paper``: the trainer first fills the options the CPU preset sets
+(``learners.cpu_preset``; ``auto`` picks it for the built-in tiny policy without a GPU)."""
 
 TRAINER_KEYS = ("steps", "tasks_per_step", "group_size", "max_turns", "max_new_tokens")
 LEARNER_KEYS = (
@@ -129,7 +131,7 @@ def preset(name: str, paper: Mapping[str, Setting]) -> dict[str, Setting]:
     """The settings of preset ``name`` for an env whose paper preset is ``paper`` (BASE fills the keys it lacks)."""
     if name not in PRESET_NAMES:
         raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESET_NAMES)}")
-    return {**BASE, **(paper if name == "paper" else {})}
+    return {**BASE, **(paper if name != "none" else {})}
 
 
 def markdown_table(papers: Mapping[str, Mapping[str, Setting]], name: str = "paper") -> str:

@@ -187,3 +187,124 @@ def test_eval_does_not_depend_on_batch_size(tiny_model):
     three = evaluate(policy, "alfworld", kwargs, tasks, max_turns=2, batch_size=3, sampling=sampling, seed=3)
     assert [e.task_id for e in one] == [e.task_id for e in three]
     assert [[t.response_ids for t in e.turns] for e in one] == [[t.response_ids for t in e.turns] for e in three]
+
+
+def test_rollout_logprobs_equal_the_learners_at_step_zero_at_any_temperature(tiny_model, tmp_path):
+    """Importance ratio exactly 1 before any update: the learner recomputes log-probs at the rollout's temperature."""
+    from learners.trainer import Trainer, rollout
+    from sdar_gym.rollout import make_pool
+
+    args = train_args("alfworld", tiny_model, tmp_path / "r", learner="grpo", temperature=0.5, group_size=2, max_new_tokens=12,
+                      learner_args={"kl_coef": "0"})
+    trainer = Trainer(args)
+    pool = make_pool("inline", "alfworld", 2, trainer.env_kwargs)
+    try:
+        episodes = rollout(trainer.policy, pool, trainer.tasks[:1], args, seed=1, group_size=2)
+    finally:
+        import asyncio
+
+        asyncio.run(pool.aclose())
+    samples = trainer.learner.samples(episodes)
+    with torch.no_grad():
+        batch = trainer.learner._batch(samples, None, None)
+    assert batch.logp.numel() > 10
+    assert torch.allclose(batch.logp, batch.old_logp, atol=1e-4), (batch.logp - batch.old_logp).abs().max()
+
+
+def test_nan_loss_stops_the_update_naming_step_and_term_and_keeps_the_checkpoint(tiny_model, tmp_path, monkeypatch):
+    from safetensors.torch import load_file
+
+    from learners import losses
+    from sdar_gym.core import SdarGymError
+
+    real, poison = losses.sdar_gated_loss, []
+
+    def poisoned(*a, **k):  # the distillation term turns NaN once step 1 is done
+        loss, stats = real(*a, **k)
+        return (loss * float("nan"), stats) if poison else (loss, stats)
+
+    monkeypatch.setattr(losses, "sdar_gated_loss", poisoned)
+    from learners.trainer import Trainer
+
+    trainer = Trainer(train_args("alfworld", tiny_model, tmp_path / "n", learner_args={"lr": "1e-2"}))
+    original = trainer.train_step
+    trainer.train_step = lambda pool: (original(pool), poison.append(1))[0]
+    with pytest.raises(SdarGymError, match=r"step 2: the loss term 'sdar/distill_loss' is nan.*step_000001\) is intact"):
+        trainer.train()
+    ckpt = tmp_path / "n" / "checkpoints"
+    assert (ckpt / "latest").read_text().strip() == "step_000001" and not (ckpt / "step_000002").exists()
+    saved = load_file(ckpt / "step_000001" / "model" / "model.safetensors")
+    assert all(torch.isfinite(v).all() for v in saved.values())
+    assert [r["step"] for r in read_metrics(tmp_path / "n")] == [1]
+
+
+def test_success_collapse_is_reported_loudly(tiny_model, tmp_path, capsys):
+    from learners.trainer import Trainer
+
+    trainer = Trainer(train_args("alfworld", tiny_model, tmp_path / "c", learner="grpo", steps=3))
+    values = iter([0.5, 0.0, 0.25])
+
+    def fake_step(pool):
+        trainer.step += 1
+        return {"rollout/all/success": next(values)}
+
+    trainer.train_step = fake_step
+    trainer.train()
+    err = capsys.readouterr().err
+    assert "WARNING: step 2: success collapsed to 0" in err and "step 3" not in err.split("WARNING")[1]
+    rows = read_metrics(tmp_path / "c")
+    assert [r.get("warn/success_collapsed") for r in rows] == [None, 1.0, None]
+
+
+def test_cpu_preset_fills_defaults_for_the_tiny_policy_without_gpu(capsys, monkeypatch):
+    from dataclasses import replace
+
+    from learners.cpu_preset import CPU_PRESET
+    from learners.trainer import resolve_cpu_preset as resolve_preset
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    threads = torch.get_num_threads()
+    try:
+        cfg = resolve_preset(TrainArgs(steps=7, learner_args={"lr": "3e-4"}))
+    finally:
+        torch.set_num_threads(threads)
+    assert cfg.steps == 7  # what the user set wins
+    assert cfg.group_size == CPU_PRESET["group_size"] and cfg.tasks_per_step == CPU_PRESET["tasks_per_step"]
+    assert cfg.learner_args == {"lr": "3e-4", "mini_batches": CPU_PRESET["learner_args"]["mini_batches"]}
+    out = capsys.readouterr().out
+    assert "CPU preset" in out and f"tasks_per_step={CPU_PRESET['tasks_per_step']}" in out and "--preset paper" in out
+    assert resolve_preset(TrainArgs(model="some/model")) == TrainArgs(model="some/model")  # a real model: no preset
+    paper = replace(TrainArgs(), **{"preset": "paper"}) if "preset" in TrainArgs.__dataclass_fields__ else None
+    if paper is not None:
+        assert resolve_preset(paper) == paper
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_preset(TrainArgs()) == TrainArgs()  # a GPU: the paper's values
+
+
+def test_stage_progress_prints_plain_lines_in_a_log():
+    import io
+
+    from learners.progress import StageProgress
+
+    log = io.StringIO()
+    with StageProgress(True, every_s=0.0, stream=log) as p:
+        s = p.add("1/3 demos", total=4)
+        for _ in range(4):
+            p.update(s, advance=1, status="ok")
+    lines = log.getvalue().splitlines()
+    assert lines[0].startswith("[1/3 demos] 0/4 (0%)") and lines[-1].startswith("[1/3 demos] 4/4 (100%)") and len(lines) == 5
+    silent = io.StringIO()
+    with StageProgress(False, stream=silent) as p:
+        p.update(p.add("x", total=1), advance=1)
+    assert silent.getvalue() == ""
+
+
+def test_sft_builds_with_ten_optimizer_steps(tmp_path, monkeypatch):
+    """10 steps made OneCycleLR's warm-up 0 steps long, a ZeroDivisionError (the learning benchmark's tiny configuration)."""
+    from learners import sft
+    from learners.sft import SFTArgs
+
+    demos = [([{"role": "user", "content": f"Your task is to: look {i}"}], "<action>look</action>") for i in range(10)]
+    monkeypatch.setattr(sft, "expert_demonstrations", lambda *a, **k: demos)
+    args = SFTArgs(env="alfworld", output=tmp_path / "m", epochs=1, batch_size=1, vocab_size=300, hidden_size=32, num_layers=1)
+    assert (sft.build_sft_policy(args, progress=False) / "sft.json").exists()

@@ -1,0 +1,132 @@
+"""Toy envs for the learning tests (tests only; not in the gym's registry).
+
+``DoorEnv``: one turn. The prompt names a task ("Task 3: which code opens the prize door?"); the
+code is a few letters from a-d, the same in every task; reward 1 for the whole code, else 0. The
+student can only find it by trial (reward is learnable: 1 in 4 per letter by chance). The
+privileged skill text states the code, which the student's prompt does not. With a long code most
+groups of G rollouts all fail and give GRPO no signal, while a teacher shown the skill endorses each
+right letter a rollout samples, even in a failed answer: the token-level guidance SDAR adds.
+
+``warm_start`` builds a tiny Qwen2 that answers a uniformly random door from the student prompt and
+the prize door from the teacher's template (skill text in the prompt; trained on other tasks'
+ids), so the teacher branch is in distribution, as the built-in tiny policy's SFT makes it.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import torch
+
+from learners.hf_policy import HFPolicy
+from learners.policy_model import PolicyModel, PolicyModelConfig
+from learners.teacher import SkillContext, insert_context
+from sdar_gym.rollout.types import Episode, GenerationRequest, SamplingParams, Turn
+
+DOORS = ("a", "b", "c", "d")
+
+
+@dataclass
+class DoorEnv:
+    tasks: int = 8
+    code: tuple[str, ...] = ("c",)
+    """The prize code, the same in every task."""
+
+    def answer(self, task: int) -> str:
+        return " ".join(self.code)
+
+    def messages(self, task: int) -> list[dict[str, str]]:
+        n = len(self.code)
+        return [{"role": "user", "content": f"Task {task}: which code opens the prize door? Answer with {n} letters, each one of a, b, c, d."}]
+
+    def skill(self, task: int) -> str:
+        return f"The prize door opens with the code {self.answer(task)}."
+
+    def reward(self, task: int, text: str) -> float:
+        return float(text.split() == list(self.code))
+
+    def skills(self) -> SkillContext:
+        """A SkillContext over a library that returns each task's privileged hint."""
+        env = self
+
+        class Library:
+            def retrieve(self, task, task_type=None, **_):
+                return SimpleNamespace(context=env.skill(int(task.split()[1].rstrip(":"))), skills=[], ids=[])
+
+        return SkillContext(Library())
+
+
+def warm_start(env: DoorEnv, steps: int = 120, seed: int = 0) -> PolicyModel:
+    from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
+
+    lines = [env.messages(t)[0]["content"] + " " + env.skill(t) for t in range(200)] + [f"{x} {y}" for x in DOORS for y in DOORS]
+    tokenizer = train_tokenizer(lines * 3, vocab_size=320)
+    model = make_tiny_model(tokenizer, TinyConfig(hidden_size=64, intermediate_size=128, num_layers=2, max_position_embeddings=512, seed=seed))
+    policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="door", dtype="fp32", device="cpu"), with_reference=False)
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=3e-3)
+    rng = random.Random(seed)
+    eos = tokenizer.eos_token_id
+    policy.model.train()
+    for _ in range(steps):
+        prompts, responses = [], []
+        for _ in range(8):
+            task = rng.randrange(100, 10_000)  # never an RL task
+            student = prompt_ids(policy, env, task)
+            prompts += [student, insert_context(tokenizer, student, env.skill(task))]
+            guess = " ".join(rng.choice(DOORS) for _ in env.code)
+            responses += [tokenizer.encode(guess) + [eos], tokenizer.encode(env.answer(task)) + [eos]]
+        logp, _ = policy.response_logprobs(prompts, responses)
+        optimizer.zero_grad()
+        (-logp.mean()).backward()
+        optimizer.step()
+    policy.model.eval()
+    return policy
+
+
+def prompt_ids(policy: PolicyModel, env: DoorEnv, task: int) -> list[int]:
+    return HFPolicy(policy.model, policy.tokenizer).prompt_ids(GenerationRequest(messages=env.messages(task)))
+
+
+def success(policy: PolicyModel, env: DoorEnv) -> float:
+    """Expected success: the policy's probability of answering each task's door, averaged over tasks."""
+    tok = policy.tokenizer
+    with torch.no_grad():
+        logp, _ = policy.response_logprobs(
+            [prompt_ids(policy, env, t) for t in range(env.tasks)], [tok.encode(env.answer(t)) + [tok.eos_token_id] for t in range(env.tasks)]
+        )
+    return float(logp.view(env.tasks, -1).sum(-1).exp().mean())
+
+
+def rollout(policy: PolicyModel, env: DoorEnv, group_size: int, seed: int) -> list[Episode]:
+    """G sampled answers per task, as the rollout layer records them (ids, sampling log-probs, reward)."""
+    hf = HFPolicy(policy.model, policy.tokenizer, max_batch_size=64)
+    requests = [
+        GenerationRequest(messages=env.messages(t), sampling=SamplingParams(max_new_tokens=len(env.code) + 2, temperature=1.0, seed=seed * 10_000 + t * group_size + g))
+        for t in range(env.tasks)
+        for g in range(group_size)
+    ]
+    episodes = []
+    for i, gen in enumerate(hf.generate_sync(requests)):
+        task = i // group_size
+        reward = env.reward(task, gen.text)
+        text = env.messages(task)[0]["content"]
+        turn = Turn(gen.prompt_ids, gen.response_ids, gen.logprobs, gen.text, reward, {}, task=text, task_type="door", response_text=gen.text)
+        episodes.append(Episode([turn], group_id=f"t{task}", task_id=str(task), task=text, task_type="door", score=reward, won=reward > 0))
+    return episodes
+
+
+def train(learner: str, env: DoorEnv, steps: int, seed: int = 0, **overrides) -> list[float]:
+    """Success before and after each of ``steps`` RL steps of ``learner`` from the warm start."""
+    from learners.algorithms import make_learner
+
+    torch.manual_seed(seed)
+    policy = warm_start(env, seed=seed)
+    settings = {"lr": 1e-3, "kl_coef": 0.0, "entropy_coef": 0.0, "mini_batches": 2, "micro_batch_size": 64, **overrides}
+    learner_obj = make_learner(learner, policy, env.skills() if learner != "grpo" else None, settings)
+    curve = [success(policy, env)]
+    for step in range(steps):
+        learner_obj.update(rollout(policy, env, group_size=8, seed=seed * 1_000 + step))
+        policy.model.eval()
+        curve.append(success(policy, env))
+    return curve
