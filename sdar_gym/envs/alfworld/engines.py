@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from sdar_gym.envs.alfworld.data import load_game
+from sdar_gym.envs.alfworld.textworld_calls import textworld_call
 
 NOTHING_HAPPENS = "Nothing happens."
 """The engine's answer to a command that is not applicable; such an action is invalid."""
@@ -35,6 +36,10 @@ class Engine(Protocol):
         """A winning command sequence from the current state (empty when none is found)."""
         ...
 
+    def close(self) -> None:
+        """Release what the engine holds outside Python objects (TextWorld's planner library)."""
+        ...
+
 
 class TextWorldEngine:
     """The unmodified alfworld/TextWorld engine: TextWorld's ``PddlEnv`` with ALFWorld's demangler."""
@@ -53,26 +58,42 @@ class TextWorldEngine:
         load_game(game_file)  # clear errors for malformed files before TextWorld sees them
         infos = textworld.EnvInfos(won=True, admissible_commands=True)
         try:
-            self._env = textworld.start(str(game_file), request_infos=infos, wrappers=[AlfredDemangler(shuffle=False)])
+            with textworld_call():
+                env = textworld.start(str(game_file), request_infos=infos, wrappers=[AlfredDemangler(shuffle=False)])
         except Exception as e:  # TextWorld raises many types on bad PDDL/grammar
             from sdar_gym.core import DataError
 
             raise DataError(f"TextWorld could not load ALFWorld game {game_file}: {type(e).__name__}: {e}") from e
-        self._game_file = game_file
+        self.close()  # only now: a failed load leaves the previous game playable
+        self._env, self._game_file = env, game_file
 
     def _state(self, game_state) -> EngineState:
         return EngineState(game_state.feedback, list(game_state["admissible_commands"]), bool(game_state["won"]))
 
     def reset(self) -> EngineState:
-        return self._state(self._env.reset())
+        with textworld_call():  # a reset re-translates the PDDL problem
+            return self._state(self._env.reset())
 
     def step(self, command: str) -> EngineState:
-        game_state, _, _ = self._env.step(command)
+        with textworld_call():  # feedback is derived by TextWorld's (non re-entrant) grammar parser
+            game_state, _, _ = self._env.step(command)
         return self._state(game_state)
 
     def plan(self) -> list[str]:
         pddl_env = self._env.unwrapped
-        return list(pddl_env._pddl_state.replan(pddl_env._entity_infos))
+        with textworld_call():
+            return list(pddl_env._pddl_state.replan(pddl_env._entity_infos))
+
+    def close(self) -> None:
+        """Unload this engine's private copy of Fast Downward's library (TextWorld never does)."""
+        if self._env is None:
+            return
+        from fast_downward import close_lib
+
+        with textworld_call():
+            self._env.close()
+            close_lib(self._env.unwrapped.downward_lib)
+        self._env, self._game_file = None, None
 
 
 def _fast_engine() -> Engine:
