@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from sdar_gym.envs.alfworld.data import load_game
-from sdar_gym.envs.alfworld.textworld_calls import textworld_call
+from sdar_gym.envs.alfworld.textworld_calls import acquire_downward_lib, release_downward_lib, textworld_call
 
 NOTHING_HAPPENS = "Nothing happens."
 """The engine's answer to a command that is not applicable; such an action is invalid."""
@@ -41,6 +41,17 @@ class Engine(Protocol):
         ...
 
 
+def _PooledPddlEnv(infos):
+    """TextWorld's ``PddlEnv`` on a library copy from the pool (its constructor loads a new one each time)."""
+    from textworld.core import Environment
+    from textworld.envs.pddl.pddl import PddlEnv
+
+    env = PddlEnv.__new__(PddlEnv)
+    Environment.__init__(env, infos)
+    env.downward_lib = acquire_downward_lib()
+    return env
+
+
 class TextWorldEngine:
     """The unmodified alfworld/TextWorld engine: TextWorld's ``PddlEnv`` with ALFWorld's demangler."""
 
@@ -57,12 +68,15 @@ class TextWorldEngine:
             return
         load_game(game_file)  # clear errors for malformed files before TextWorld sees them
         infos = textworld.EnvInfos(won=True, admissible_commands=True)
+        pddl_env = _PooledPddlEnv(infos)
         try:
-            with textworld_call():
-                env = textworld.start(str(game_file), request_infos=infos, wrappers=[AlfredDemangler(shuffle=False)])
+            with textworld_call():  # what textworld.start does, with a pooled planner library
+                env = AlfredDemangler(shuffle=False)(pddl_env)
+                env.load(str(game_file))
         except Exception as e:  # TextWorld raises many types on bad PDDL/grammar
             from sdar_gym.core import DataError
 
+            release_downward_lib(pddl_env.downward_lib)
             raise DataError(f"TextWorld could not load ALFWorld game {game_file}: {type(e).__name__}: {e}") from e
         self.close()  # only now: a failed load leaves the previous game playable
         self._env, self._game_file = env, game_file
@@ -85,14 +99,12 @@ class TextWorldEngine:
             return list(pddl_env._pddl_state.replan(pddl_env._entity_infos))
 
     def close(self) -> None:
-        """Unload this engine's private copy of Fast Downward's library (TextWorld never does)."""
+        """Give this engine's copy of Fast Downward's library back, its task freed (TextWorld never does)."""
         if self._env is None:
             return
-        from fast_downward import close_lib
-
         with textworld_call():
             self._env.close()
-            close_lib(self._env.unwrapped.downward_lib)
+        release_downward_lib(self._env.unwrapped.downward_lib)
         self._env, self._game_file = None, None
 
 

@@ -32,3 +32,27 @@ def textworld_call() -> Iterator[None]:
             sys.stdout = stdout
             if os.getcwd() != cwd:
                 os.chdir(cwd)
+
+
+_FREE_LIBS: list = []
+"""Copies of ``libdownward`` given back by closed planners, ready for the next one."""
+
+
+def acquire_downward_lib():
+    """A private copy of Fast Downward's library (TextWorld loads one per env and never unloads it).
+
+    Closed planners give theirs back (:func:`release_downward_lib`), so a process holds at most as
+    many copies as it ever had planners open at once. Unloading (``dlclose``) is not an option: a
+    later ``dlopen`` of a fresh copy can crash the process.
+    """
+    import fast_downward
+
+    with textworld_call():
+        return _FREE_LIBS.pop() if _FREE_LIBS else fast_downward.load_lib()
+
+
+def release_downward_lib(lib) -> None:
+    """Free the planning task a library copy holds and keep the copy for reuse."""
+    with textworld_call():
+        lib.cleanup()
+        _FREE_LIBS.append(lib)

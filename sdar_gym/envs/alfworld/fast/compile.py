@@ -108,13 +108,6 @@ def _parse_query(expr: str) -> list:
     return json.loads(_parse_query_cached(expr))
 
 
-def _translate(domain: str, problem: str):
-    """Fast Downward's translation with TextWorld's (unoptimized) options."""
-    from fast_downward import pddl2sas
-
-    return pddl2sas(domain, problem)
-
-
 def _parse_sas(sas: str) -> dict:
     lines = iter(sas.splitlines())
 
@@ -182,13 +175,14 @@ def _parse_sas(sas: str) -> dict:
 
 def compile_game(game_file: Path) -> CompiledGame:
     """Translate and parse one game (the slow path: a fraction of a second)."""
+    from fast_downward import pddl2sas
     from fast_downward.translate.pddl import conditions, f_expression
     from textworld.envs.pddl.logic import GameLogic
 
     data = load_game(game_file)
     try:
         with textworld_call():
-            task, sas = _translate(data["pddl_domain"], data["pddl_problem"])
+            task, sas = pddl2sas(data["pddl_domain"], data["pddl_problem"])  # TextWorld's (unoptimized) options
             logic = GameLogic(domain=data["pddl_domain"], grammar=data["grammar"])
     except Exception as e:  # the translator and tatsu raise many types on bad input
         raise DataError(f"cannot compile ALFWorld game {game_file}: {type(e).__name__}: {e}") from e
