@@ -95,8 +95,9 @@ class TextWorldEngine:
 
     def plan(self) -> list[str]:
         pddl_env = self._env.unwrapped
-        with textworld_call():
-            return list(pddl_env._pddl_state.replan(pddl_env._entity_infos))
+        # No lock: the search runs in this env's own library copy and touches no Python global
+        # (sys.argv is rewritten when the planner is loaded, which load() guards), so planners run in parallel.
+        return list(pddl_env._pddl_state.replan(pddl_env._entity_infos))
 
     def close(self) -> None:
         """Give this engine's copy of Fast Downward's library back, its task freed (TextWorld never does)."""
