@@ -82,7 +82,10 @@ def test_ten_envs_reset_and_plan_at_once_from_threads(generated, tmp_path, monke
 
 
 def test_failed_load_leaves_the_episode_as_it_was(generated, tmp_path):
-    env = ALFWorldEnv(data_dir=generated, split="train")
+    import shutil
+
+    games = shutil.copytree(generated, tmp_path / "games")  # one game gets broken: not the shared set's
+    env = ALFWorldEnv(data_dir=games, split="train")
     good, bad = env.task_ids[:2]
     obs, _ = env.reset(options={"task_id": good})
     bad_file = env._by_id[bad].game_file
