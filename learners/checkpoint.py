@@ -2,7 +2,8 @@
 
 A checkpoint folder is written under a temporary name and renamed into place
 (:func:`sdar_gym.io.atomic_dir`), then ``latest`` is atomically rewritten, so a crash at any
-moment leaves the previous checkpoint intact and ``--resume`` never sees a torn one.
+moment leaves the previous checkpoint intact and ``--resume`` never sees a torn one. The
+temporary folders a killed save leaves behind are removed at the next save or resume.
 Optimizer state is a tensor-only ``torch.save`` file loaded with ``weights_only=True``.
 """
 from __future__ import annotations
@@ -18,9 +19,17 @@ from sdar_gym.core import DataError
 from sdar_gym.io import atomic_dir, atomic_write_text
 
 
+def remove_stale_temps(root: Path) -> None:
+    """Delete the hidden ``.step_*`` folders :func:`sdar_gym.io.atomic_dir` leaves when a save is killed."""
+    for p in Path(root).glob(".step_*"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def save_checkpoint(run_dir: Path, step: int, policy, learner, state: dict[str, Any], keep: int = 2) -> Path:
     root = Path(run_dir) / "checkpoints"
     name = f"step_{step:06d}"
+    remove_stale_temps(root)
     with atomic_dir(root / name) as tmp:
         policy.save(tmp / "model")
         torch.save(learner.state_dict(), tmp / "learner.pt")
@@ -44,6 +53,7 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 def load_checkpoint(path: Path, policy, learner) -> dict[str, Any]:
     """Load weights and optimizer state in place; return the saved trainer state (with ``step``)."""
+    remove_stale_temps(Path(path).parent)
     policy.load_weights(path / "model")
     learner.load_state_dict(torch.load(path / "learner.pt", map_location=policy.device, weights_only=True))
     return json.loads((path / "state.json").read_text(encoding="utf-8"))

@@ -99,6 +99,56 @@ def test_resume_continues_from_the_same_state(tiny_model, tmp_path):
     assert ra[1]["train/pg_loss"] == pytest.approx(rb[1]["train/pg_loss"])
 
 
+@pytest.fixture(scope="module")
+def half_valid_model(tmp_path_factory) -> str:
+    """A tiny model that sometimes answers ``<think>ok</think><action>look</action>``, whatever the prompt.
+
+    Its attention outputs are zeroed, so each next token depends on the current token only; a few
+    steps of supervised training raise that one answer's probability. Rollouts mix valid and
+    invalid actions, so GRPO's advantages (and its policy-gradient loss) are not zero.
+    """
+    from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
+
+    lines = ["<think>I should open the fridge.</think><action>go to fridge 1</action>", "Your task is to: put a clean mug in coffeemachine."] * 20
+    tokenizer = train_tokenizer(lines, vocab_size=300)
+    torch.manual_seed(0)
+    model = make_tiny_model(tokenizer, TinyConfig(hidden_size=32, intermediate_size=64, max_position_embeddings=4096))
+    for layer in model.model.layers:
+        torch.nn.init.zeros_(layer.self_attn.o_proj.weight)
+        layer.self_attn.o_proj.weight.requires_grad_(False)
+    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "Your task is to: look."}], tokenize=False, add_generation_prompt=True)
+    p = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    t = tokenizer("<think>ok</think><action>look</action><|im_end|>", add_special_tokens=False)["input_ids"]
+    ids, labels = torch.tensor([p + t]), torch.tensor([[-100] * len(p) + t])
+    optimizer = torch.optim.Adam([w for w in model.parameters() if w.requires_grad], lr=1e-2)
+    for _ in range(200):  # a bigram model cannot make the answer certain: some rollouts stay invalid
+        loss = model(input_ids=ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    folder = tmp_path_factory.mktemp("half_valid")
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return str(folder)
+
+
+def test_resume_is_bit_identical_with_a_nonzero_policy_gradient(half_valid_model, tmp_path):
+    """2 steps straight == 1 step, stop, --resume to 2, on a run whose advantages are not zero."""
+    kw = dict(learner="grpo", learner_args={"lr": "1e-2", "kl_coef": "0"}, group_size=4, tasks_per_step=2, num_envs=8, max_new_tokens=16)
+    train_args("alfworld", half_valid_model, tmp_path / "a", **kw).run()
+    train_args("alfworld", half_valid_model, tmp_path / "b", steps=1, **kw).run()
+    train_args("alfworld", half_valid_model, tmp_path / "b", resume=True, **kw).run()
+    from safetensors.torch import load_file
+
+    a = load_file(tmp_path / "a" / "checkpoints" / "step_000002" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "checkpoints" / "step_000002" / "model" / "model.safetensors")
+    ra, rb = read_metrics(tmp_path / "a"), read_metrics(tmp_path / "b")
+    assert [r["step"] for r in ra] == [r["step"] for r in rb] == [1, 2]
+    assert all(r["train/pg_loss"] != 0.0 for r in ra), [r["train/pg_loss"] for r in ra]
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert ra == rb or all(ra[i][k] == rb[i][k] for i in range(2) for k in ra[i] if k.startswith(("train/", "rollout/")))
+
+
 def test_bad_arguments_fail_clearly(tiny_model, tmp_path):
     with pytest.raises(ConfigError, match="unknown learner"):
         train_args("alfworld", tiny_model, tmp_path / "x", learner="ppo").run()

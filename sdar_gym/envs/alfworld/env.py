@@ -83,10 +83,11 @@ class ALFWorldEnv(TextEnv):
         if "task_id" in options:
             if options["task_id"] not in self._by_id:
                 raise ConfigError(f"unknown ALFWorld task_id {options['task_id']!r} in split {self.split!r}")
-            self._game = self._by_id[options["task_id"]]
+            game = self._by_id[options["task_id"]]
         else:
-            self._game = self.games[int(self.np_random.integers(len(self.games)))]
-        self._engine.load(self._game.game_file)
+            game = self.games[int(self.np_random.integers(len(self.games)))]
+        self._engine.load(game.game_file)  # a game that fails to load leaves the episode as it was
+        self._game = game
         self._state = self._engine.reset()
         self._task = self._state.feedback.rsplit(TASK_PREFIX, 1)[-1].strip()
         self._steps = 0
@@ -113,6 +114,12 @@ class ALFWorldEnv(TextEnv):
         if self._state is None or self._state.won:
             return None
         return self._expert.action(self._state.admissible, self._planned)
+
+    def close(self) -> None:
+        """Release the engine's planner (TextWorld keeps a private copy of Fast Downward's library per game)."""
+        self._engine.close()
+        self._state = None
+        super().close()
 
     def _planned(self) -> list[str]:
         """The planner's plan from the current state. It is cached and re-planned only when the

@@ -31,3 +31,7 @@ class Engine(Protocol):
     def plan(self) -> list[str]:
         """A winning command sequence from the current state (empty when none is found)."""
         ...
+
+    def close(self) -> None:
+        """Release what the engine holds outside Python objects (TextWorld's planner library)."""
+        ...

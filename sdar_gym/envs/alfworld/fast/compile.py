@@ -12,13 +12,13 @@ import gzip
 import hashlib
 import json
 import logging
-import sys
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 
 from sdar_gym.core import DataError
 from sdar_gym.envs.alfworld.data import load_game
+from sdar_gym.envs.alfworld.textworld_calls import textworld_call
 from sdar_gym.io import atomic_write_bytes
 
 log = logging.getLogger(__name__)
@@ -108,17 +108,6 @@ def _parse_query(expr: str) -> list:
     return json.loads(_parse_query_cached(expr))
 
 
-def _translate(domain: str, problem: str):
-    """Fast Downward's translation with TextWorld's (unoptimized) options; sys.argv is restored."""
-    from fast_downward import pddl2sas
-
-    argv = list(sys.argv)
-    try:
-        return pddl2sas(domain, problem)
-    finally:
-        sys.argv[:] = argv
-
-
 def _parse_sas(sas: str) -> dict:
     lines = iter(sas.splitlines())
 
@@ -186,13 +175,15 @@ def _parse_sas(sas: str) -> dict:
 
 def compile_game(game_file: Path) -> CompiledGame:
     """Translate and parse one game (the slow path: a fraction of a second)."""
+    from fast_downward import pddl2sas
     from fast_downward.translate.pddl import conditions, f_expression
     from textworld.envs.pddl.logic import GameLogic
 
     data = load_game(game_file)
     try:
-        task, sas = _translate(data["pddl_domain"], data["pddl_problem"])
-        logic = GameLogic(domain=data["pddl_domain"], grammar=data["grammar"])
+        with textworld_call():
+            task, sas = pddl2sas(data["pddl_domain"], data["pddl_problem"])  # TextWorld's (unoptimized) options
+            logic = GameLogic(domain=data["pddl_domain"], grammar=data["grammar"])
     except Exception as e:  # the translator and tatsu raise many types on bad input
         raise DataError(f"cannot compile ALFWorld game {game_file}: {type(e).__name__}: {e}") from e
     sas_data = _parse_sas(sas)
@@ -215,12 +206,13 @@ def compile_game(game_file: Path) -> CompiledGame:
         raise UnsupportedGameError(f"{game_file}: objects named 'i' or 'p' are renamed by TextWorld; not supported")
 
     action_params = {a.name: [[p.name.strip("?"), p.type_name] for p in a.parameters] for a in task.actions}
-    templates = {name: parse_symbols(a.template) for name, a in logic.actions.items()}
-    feedback = {name: parse_symbols(a.feedback_rule) for name, a in logic.actions.items()}
-    rules = {
-        lhs: [[_parse_query(r.condition) if r.condition else None, [_convert_symbol(s) for s in r.rhs]] for r in alts]
-        for lhs, alts in logic.grammar._rules.items()
-    }
+    with textworld_call():  # TextWorld's tatsu parsers are not re-entrant
+        templates = {name: parse_symbols(a.template) for name, a in logic.actions.items()}
+        feedback = {name: parse_symbols(a.feedback_rule) for name, a in logic.actions.items()}
+        rules = {
+            lhs: [[_parse_query(r.condition) if r.condition else None, [_convert_symbol(s) for s in r.rhs]] for r in alts]
+            for lhs, alts in logic.grammar._rules.items()
+        }
     return CompiledGame(
         version=FORMAT_VERSION,
         static_facts=static_facts,

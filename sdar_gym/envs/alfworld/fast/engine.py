@@ -10,6 +10,7 @@ Command texts that depend only on static facts are rendered once per game.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from sdar_gym.core import DataError
 from sdar_gym.envs.alfworld.protocol import NOTHING_HAPPENS, EngineState
 from sdar_gym.envs.alfworld.textworld_engine import TextWorldEngine
 from sdar_gym.envs.alfworld.fast.compile import CompiledGame, default_cache_dir, load_compiled
-from sdar_gym.envs.alfworld.fast.text import Entity, Facts, Grammar, demangle_names
+from sdar_gym.envs.alfworld.fast.text import Entity, Facts, Grammar, compile_expression, demangle_names
 
 _USE_DEFAULT = object()
 
@@ -81,6 +82,8 @@ class _Game:
         }
         self.command_cache: dict[int, str] = {}
         """Command text of operators whose template reads only static facts (filled as they are seen)."""
+        for expression in _expressions([c.templates, c.feedback, c.rules]):
+            compile_expression(expression)  # a game with a forbidden expression fails at load, not mid-episode
 
     def _typed(self, atom):
         if atom is None:
@@ -104,6 +107,18 @@ def _load_game(game_file: Path, cache_dir: Path | None) -> _Game:
     except OSError as e:
         raise DataError(f"cannot read ALFWorld game {game_file}: {e.strerror}") from None
     return _cached_game(str(game_file.resolve()), st.st_mtime_ns, st.st_size, str(cache_dir) if cache_dir else None)
+
+
+def _expressions(tree) -> Iterator[str]:
+    """Every ``["e", expression]`` symbol in compiled grammar data."""
+    if isinstance(tree, dict):
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        if len(tree) == 2 and tree[0] == "e" and isinstance(tree[1], str):
+            yield tree[1]
+        else:
+            for item in tree:
+                yield from _expressions(item)
 
 
 def _is_static(symbols: list, dynamic: set[str]) -> bool:
@@ -142,11 +157,9 @@ class FastEngine:
         game_file = Path(game_file)
         if self._game is not None and self._game.game_file == game_file.resolve():
             return
-        self._game = _load_game(game_file, self.cache_dir)
-        self._commands = None
-        self._planner_synced = None
-        if self._planner is not None:
-            self._planner.load(game_file)
+        game = _load_game(game_file, self.cache_dir)  # raises before anything changes
+        self.close()  # the planner is made for the new game when first asked
+        self._game = game
 
     # -- state machine ----------------------------------------------------------------------
     def _set(self, var: int, val: int) -> None:
@@ -268,8 +281,9 @@ class FastEngine:
         if self._game is None:
             raise RuntimeError("call load() and reset() before plan()")
         if self._planner is None:
-            self._planner = TextWorldEngine()
-            self._planner.load(self._game.game_file)
+            planner = TextWorldEngine()
+            planner.load(self._game.game_file)
+            self._planner = planner
         if self._planner_synced is None:
             self._planner.reset()
             self._planner_synced = 0
@@ -277,3 +291,10 @@ class FastEngine:
             self._planner.step(command)
         self._planner_synced = len(self._history)
         return self._planner.plan()
+
+    def close(self) -> None:
+        """Release the planner (a TextWorld env and its copy of Fast Downward's library) and the game."""
+        if self._planner is not None:
+            self._planner.close()
+        self._planner = self._game = self._commands = None
+        self._planner_synced = None

@@ -9,9 +9,10 @@ does not do is re-parse grammar text on every call: symbols and queries arrive p
 """
 from __future__ import annotations
 
-import builtins
+import ast
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import lru_cache
 
 from sdar_gym.core import DataError
 
@@ -19,9 +20,6 @@ Var = tuple[str, str]
 """An object as (name, type), the identity TextWorld's ``Variable`` compares by."""
 Mapping = dict[Var, Var]
 """Placeholder (name, type) → object (name, type)."""
-
-_EVAL_GLOBALS = {"__builtins__": builtins}
-
 
 class Entity:
     """The attributes grammar expressions read (``o.name``, ``r.indefinite``, ...), like TextWorld's EntityInfo."""
@@ -35,6 +33,65 @@ class Entity:
 
     def __str__(self) -> str:
         return self.name
+
+
+Expression = Callable[[dict[str, "Entity"]], object]
+"""A compiled grammar expression: variables (placeholder name → entity) → value."""
+
+_ALLOWED_ATTRIBUTES = frozenset(Entity.__slots__)
+
+
+def _compile_node(node: ast.AST, expression: str) -> Expression:
+    """One node of an expression as a closure; anything outside the grammar subset is refused."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        value = node.value
+        return lambda v: value
+    if isinstance(node, ast.Name):
+        name = node.id
+
+        def lookup(v):
+            if name not in v:
+                raise DataError(f"grammar expression {expression!r} reads {name!r}, which is not bound here")
+            return v[name]
+
+        return lookup
+    if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.attr in _ALLOWED_ATTRIBUTES:
+        obj, attr = _compile_node(node.value, expression), node.attr
+        return lambda v: getattr(obj(v), attr)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        left, right = _compile_node(node.left, expression), _compile_node(node.right, expression)
+        return lambda v: left(v) + right(v)
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.Or):
+        operands = [_compile_node(n, expression) for n in node.values]
+
+        def first_true(v):
+            for operand in operands:
+                value = operand(v)
+                if value:
+                    return value
+            return value
+
+        return first_true
+    what = f"attribute .{node.attr}" if isinstance(node, ast.Attribute) else type(node).__name__
+    raise DataError(
+        f"grammar expression {expression!r} uses {what}, which game files may not: expressions are limited to "
+        f"placeholders, their attributes ({', '.join(sorted(_ALLOWED_ATTRIBUTES))}), string literals, + and or"
+    )
+
+
+@lru_cache(maxsize=4096)
+def compile_expression(expression: str) -> Expression:
+    """A grammar ``{expression}`` as a function of the variables, without ``eval``.
+
+    Game files are data, so their expressions are not run as Python: only the forms TextWorld's
+    ALFWorld grammars use are accepted (``o.name``, ``r``, ``o.indefinite + ' ' + o.name``,
+    ``r.name or r.id``), with Python's meaning; anything else raises :class:`DataError`.
+    """
+    try:
+        tree = ast.parse(expression.strip(), mode="eval")
+    except SyntaxError as e:
+        raise DataError(f"grammar expression {expression!r} is not valid: {e.msg}") from None
+    return _compile_node(tree.body, expression)
 
 
 def demangle_names(ids: list[str]) -> dict[str, str]:
@@ -158,19 +215,12 @@ class Grammar:
         self._rules = rules
         self._facts = facts
         self._entities = entities
-        self._code: dict[str, object] = {}
 
     def render(self, symbols: list, variables: dict[str, Entity], mapping: Mapping) -> str:
         out: list[str] = []
         for sym in symbols:
             self._expand(sym, variables, mapping, out)
         return "".join(out)
-
-    def _eval(self, expression: str, variables: dict[str, Entity]):
-        code = self._code.get(expression)
-        if code is None:
-            code = self._code[expression] = compile(expression, "<grammar>", "eval")
-        return eval(code, _EVAL_GLOBALS, variables)  # grammar expressions come from the game file, as in TextWorld
 
     def _contexts(self, cond: list, variables: dict[str, Entity], mapping: Mapping) -> list[tuple]:
         """A conditional symbol's expansions: one (symbol, variables, mapping) per query answer."""
@@ -201,7 +251,7 @@ class Grammar:
         if kind == "t":
             out.append(sym[1])
         elif kind == "e":
-            out.append(str(self._eval(sym[1], variables)))
+            out.append(str(compile_expression(sym[1])(variables)))
         elif kind == "n":
             self._nonterminal(sym[1], variables, mapping, out)
         elif kind == "c":

@@ -1,0 +1,58 @@
+"""One guard for every call into TextWorld and Fast Downward that touches process-wide state.
+
+Fast Downward's translator sets ``sys.argv`` (its option parser reads it), keeps its options in
+module globals and swaps ``sys.stdout`` to capture its log; TextWorld's grammar parser is not
+re-entrant either. So two envs loading games at once in one process (threads of an env server)
+corrupt each other, and a caller's ``sys.argv`` is left rewritten. :func:`textworld_call`
+serializes these calls process-wide and puts the globals back afterwards.
+
+The planner's search itself (``replan``) runs in each PDDL env's private copy of ``libdownward``
+and touches no Python global, so it runs outside the lock (see ``TextWorldEngine.plan``).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Iterator
+
+_LOCK = threading.RLock()
+
+
+@contextlib.contextmanager
+def textworld_call() -> Iterator[None]:
+    """Hold the process-wide TextWorld lock; restore ``sys.argv``, ``sys.stdout`` and the cwd on exit."""
+    with _LOCK:
+        argv, stdout, cwd = list(sys.argv), sys.stdout, os.getcwd()
+        try:
+            yield
+        finally:
+            sys.argv[:] = argv
+            sys.stdout = stdout
+            if os.getcwd() != cwd:
+                os.chdir(cwd)
+
+
+_FREE_LIBS: list = []
+"""Copies of ``libdownward`` given back by closed planners, ready for the next one."""
+
+
+def acquire_downward_lib():
+    """A private copy of Fast Downward's library (TextWorld loads one per env and never unloads it).
+
+    Closed planners give theirs back (:func:`release_downward_lib`), so a process holds at most as
+    many copies as it ever had planners open at once. Unloading (``dlclose``) is not an option: a
+    later ``dlopen`` of a fresh copy can crash the process.
+    """
+    import fast_downward
+
+    with textworld_call():
+        return _FREE_LIBS.pop() if _FREE_LIBS else fast_downward.load_lib()
+
+
+def release_downward_lib(lib) -> None:
+    """Free the planning task a library copy holds and keep the copy for reuse."""
+    with textworld_call():
+        lib.cleanup()
+        _FREE_LIBS.append(lib)
