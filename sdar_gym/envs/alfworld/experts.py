@@ -7,7 +7,7 @@
   it takes or uses) has not appeared in any observation, it searches: it opens the receptacle it
   stands at if closed, else goes to the next unvisited receptacle that can hold that object
   (ALFRED's ``VAL_RECEPTACLE_OBJECTS``), in the order of the admissible action list. Any object
-  of the needed kind that it finds, outside the task's destination, it takes (the planner's choice
+  of a kind the plan takes that it finds (in any order: a look plan may use the lamp first), outside the task's destination, it takes (the planner's choice
   of instance is arbitrary to an observer). Once the object has been seen it follows the planner.
   Its demonstrations are learnable from the prompt.
 """
