@@ -7,7 +7,7 @@
   it takes or uses) has not appeared in any observation, it searches: it opens the receptacle it
   stands at if closed, else goes to the next unvisited receptacle that can hold that object
   (ALFRED's ``VAL_RECEPTACLE_OBJECTS``), in the order of the admissible action list. Any object
-  of the needed kind that it finds, outside the task's destination, it takes (the planner's choice
+  of a kind the plan takes that it finds (in any order: a look plan may use the lamp first), outside the task's destination, it takes (the planner's choice
   of instance is arbitrary to an observer). Once the object has been seen it follows the planner.
   Its demonstrations are learnable from the prompt.
 """
@@ -79,6 +79,7 @@ class ExplorerExpert:
         self._visited: set[str] = set()
         self._here: str | None = None
         self._target: str | None = None
+        self._kinds: set[str] = set()
         self._destinations: set[str] = set()
         """Receptacle kinds the plan puts things in: objects there are done, not to be taken."""
 
@@ -97,11 +98,14 @@ class ExplorerExpert:
             steps = plan()
             needed = [m.group(1) or m.group(2) for m in map(_NEEDS.match, steps) if m]
             self._target = next((obj for obj in needed if not self._shown(obj)), None)
+            # whatever the plan takes, in any order (a look plan may use the lamp first), is taken when found
+            self._kinds = {_kind(m.group(1)) for m in map(_TAKE.match, steps) if m}
             self._destinations = {_kind(m.group(1)) for m in map(_PLACE.match, steps) if m}
             if self._target is None:
                 return _first(steps)
+            self._kinds.add(_kind(self._target))
         for a in admissible:
-            if (m := _TAKE.match(a)) and _kind(m.group(1)) == _kind(self._target) and _kind(m.group(2)) not in self._destinations:
+            if (m := _TAKE.match(a)) and _kind(m.group(1)) in self._kinds and _kind(m.group(2)) not in self._destinations:
                 self._target = None  # holding it changes the plan: ask the planner again next time
                 return a
         if self._here and f"open {self._here}" in admissible:
