@@ -151,7 +151,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
     import torch
 
     from learners.policy_model import PolicyModel, PolicyModelConfig
-    from learners.progress import StageProgress
+    from sdar_gym.progress import StageProgress
     from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
 
     out = Path(args.output) if args.output else tiny_policy_dir(args.env)

@@ -265,7 +265,7 @@ class Trainer:
     def train(self) -> dict[str, float]:
         from learners.base import NonFiniteLossError
         from learners.checkpoint import latest_checkpoint, save_checkpoint
-        from learners.progress import StageProgress
+        from sdar_gym.progress import StageProgress
         from sdar_gym.rollout import make_pool
 
         cfg = self.cfg

@@ -334,7 +334,7 @@ def test_cpu_preset_fills_defaults_for_the_tiny_policy_without_gpu(capsys, monke
 def test_stage_progress_prints_plain_lines_in_a_log():
     import io
 
-    from learners.progress import StageProgress
+    from sdar_gym.progress import StageProgress
 
     log = io.StringIO()
     with StageProgress(True, every_s=0.0, stream=log) as p:

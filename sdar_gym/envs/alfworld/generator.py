@@ -723,6 +723,8 @@ def _init_worker(parent: int) -> None:
 
 def _make_all(root: Path, jobs: list[tuple], workers: int, title: str, progress: bool) -> list[Path]:
     """:func:`make_game` for each job, in order, in ``workers`` processes, with a progress bar."""
+    from sdar_gym.progress import track
+
     with contextlib.ExitStack() as stack:
         if workers > 1 and len(jobs) > 1:
             pool = stack.enter_context(
@@ -734,25 +736,7 @@ def _make_all(root: Path, jobs: list[tuple], workers: int, title: str, progress:
             results = (future.result() for future in pending)
         else:
             results = (make_game(root, *job) for job in jobs)
-        bar = stack.enter_context(_progress(progress))
-        task = bar.add_task(title, total=len(jobs)) if bar else None
-        paths = []
-        for path in results:
-            paths.append(path)
-            if bar:
-                bar.advance(task)
-        return paths
-
-
-@contextlib.contextmanager
-def _progress(enabled: bool):
-    if not enabled:
-        yield None
-        return
-    from sdar_gym.progress import progress_bar
-
-    with progress_bar() as bar:
-        yield bar
+        return list(track(results, title, total=len(jobs), enabled=progress))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -428,12 +428,12 @@ class BuildSearchIndexArgs:
     """Dense only: passages per embedding batch."""
 
     def run(self) -> None:
-        from sdar_gym.progress import progress_bar
+        from sdar_gym.progress import StageProgress
 
         kind = index_kind(self.retriever)
         passages = load_corpus(self.corpus)
-        with progress_bar() as bar:
-            task = bar.add_task(f"indexing ({self.retriever})", total=len(passages))
+        with StageProgress() as bar:
+            task = bar.add(f"indexing ({self.retriever})", total=len(passages))
             index = kind.build(passages, model=self.model, batch_size=self.batch_size,
                                progress=lambda done, total: bar.update(task, completed=done))
         index.save(self.out)

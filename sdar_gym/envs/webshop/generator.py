@@ -116,7 +116,7 @@ def generate_catalog(n_products: int, seed: int = 0, progress: bool = False) -> 
     human: dict[str, Any] = {}
     indices = range(n_products)
     if progress:
-        from rich.progress import track
+        from sdar_gym.progress import track
 
         indices = track(indices, description=f"generating {n_products} WebShop products")
     for i in indices:
