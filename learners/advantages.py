@@ -58,6 +58,13 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
+def _cross_step_norm(group: Sequence[Episode], eps: float, use_std: bool = True) -> list[list[float]]:
+    """Each turn's :func:`turn_score` normalized over all turn samples of ``group``: (s − mean)/(std + eps), or s − mean."""
+    scores = [[turn_score(e, t) for t in e.turns] for e in group]
+    mean, std = _mean_std([s for ep in scores for s in ep])
+    return [[(s - mean) / (std + eps) if use_std else s - mean for s in ep] for ep in scores]
+
+
 def grpo(groups: Groups, settings: AdvantageSettings) -> Advantages:
     """Per-turn GRPO with statistics across steps (the released default).
 
@@ -65,12 +72,7 @@ def grpo(groups: Groups, settings: AdvantageSettings) -> Advantages:
     (verl/trainer/ppo/core_algos.py): mean and std are taken over *all turn samples* of the group,
     A = (score − mean) / (std + eps).
     """
-    out: Advantages = []
-    for group in groups:
-        scores = [[turn_score(e, t) for t in e.turns] for e in group]
-        mean, std = _mean_std([s for ep in scores for s in ep])
-        out.append([[(s - mean) / (std + settings.eps) for s in ep] for ep in scores])
-    return out
+    return [_cross_step_norm(group, settings.eps) for group in groups]
 
 
 def grpo_episode(groups: Groups, settings: AdvantageSettings) -> Advantages:
@@ -107,9 +109,7 @@ def gigpo(groups: Groups, settings: AdvantageSettings) -> Advantages:
     use_std = settings.gigpo_mode == "mean_std_norm"
     out: Advantages = []
     for group in groups:
-        scores = [[turn_score(e, t) for t in e.turns] for e in group]
-        mean, std = _mean_std([s for ep in scores for s in ep])
-        episode_adv = [[(s - mean) / (std + settings.eps) if use_std else s - mean for s in ep] for ep in scores]
+        episode_adv = _cross_step_norm(group, settings.eps, use_std)
 
         step_scores = []
         for e in group:
