@@ -10,14 +10,12 @@ import json
 import logging
 import os
 import signal
-import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
-import httpx
 import pytest
+from server_support import env_server
 
 from sdar_gym.core import DataError
 from sdar_gym.envs.alfworld.env import ALFWorldEnv
@@ -101,34 +99,12 @@ def test_failed_load_leaves_the_episode_as_it_was(generated, tmp_path):
     env.close()
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_http_pool_with_8_slots_on_one_server_collects_to_the_end(generated, tmp_path):
     from sdar_gym.rollout import ExpertPolicy, collect, make_pool
 
-    port, token = _free_port(), "t"
-    command = [sys.executable, "-m", "sdar_gym.cli", "serve", "env", "--env", "alfworld", "--port", str(port), "--token", token,
-               "--data-dir", str(generated), "--split", "train", "--max-steps", "30"]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "SDAR_GYM_HOME": str(tmp_path)}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                if httpx.get(f"{url}/health").json()["status"] == "ok":
-                    break
-            except httpx.TransportError:
-                pass
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"env server did not start: {process.stderr.read().decode()[-2000:]}")
-            time.sleep(0.3)
+    token = "t"
+    args = ("--env", "alfworld", "--token", token, "--data-dir", str(generated), "--split", "train", "--max-steps", "30")
+    with env_server(*args, env={"SDAR_GYM_HOME": str(tmp_path)}) as url:
 
         async def main():
             pool = make_pool("http", "alfworld", 8, urls=[url], token=token)
@@ -139,12 +115,6 @@ def test_http_pool_with_8_slots_on_one_server_collects_to_the_end(generated, tmp
                 await pool.aclose()
 
         episodes = asyncio.run(main())
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
     assert len(episodes) == 8
     assert [e.failure_reason for e in episodes if e.failed] == []
     assert all(e.won for e in episodes)

@@ -6,21 +6,15 @@ import asyncio
 import logging
 import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import httpx
 import pytest
 from rollout_support import ALFWORLD_KWARGS, TASK_BOOK, require_alfworld
+from server_support import env_server
 
 from sdar_gym.rollout.pools.http_client import RemoteEnv
 from sdar_gym.core import INFO_KEYS, ConfigError
 from sdar_gym.rollout import EnvWorkerError, ExpertPolicy, RandomPolicy, collect, make_pool
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 class KillWorkerMidEpisode:
@@ -69,12 +63,6 @@ def test_process_pool_surfaces_env_errors_and_bad_arguments() -> None:
         make_pool("process", "alfworld", 1, {**ALFWORLD_KWARGS, "split": "nope"})
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 TOKEN = "test-token"
 
 
@@ -82,29 +70,9 @@ TOKEN = "test-token"
 def server():
     """``sdar-gym serve env`` in a subprocess on a free loopback port."""
     require_alfworld()
-    port = _free_port()
-    command = [sys.executable, "-m", "sdar_gym.cli", "serve", "env", "--env", "alfworld", "--port", str(port), "--token", TOKEN,
-               "--data-dir", ALFWORLD_KWARGS["data_dir"], "--split", "valid_seen", "--max-steps", "20", "--max-request-bytes", "4096"]
-    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            if httpx.get(f"{url}/health").json()["status"] == "ok":
-                break
-        except httpx.TransportError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"env server did not start: {process.stderr.read().decode()[-2000:]}")
-        time.sleep(0.3)
-    yield url
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with env_server("--env", "alfworld", "--token", TOKEN, "--data-dir", ALFWORLD_KWARGS["data_dir"], "--split", "valid_seen",
+                    "--max-steps", "20", "--max-request-bytes", "4096") as url:
+        yield url
 
 
 def test_server_validates_requests(server: str) -> None:

@@ -1,13 +1,13 @@
 """The retrieval server: Search-R1's /retrieve schema, request validation, and the env over loopback HTTP."""
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from conftest import play_search_qa_expert
+from server_support import free_port
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
@@ -95,15 +95,9 @@ def test_malformed_json_is_rejected(client):
     assert reply.status_code == 422 and "json" in reply.text.lower()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url(index):
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(index), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -135,7 +129,7 @@ def test_env_over_a_server_url_reaches_em_1(server_url, data_dir):
 
 
 def test_unreachable_server_is_a_clear_error(data_dir):
-    env = SearchQAEnv(data_dir=data_dir, split="test", retriever=f"http://127.0.0.1:{_free_port()}")
+    env = SearchQAEnv(data_dir=data_dir, split="test", retriever=f"http://127.0.0.1:{free_port()}")
     env.reset(seed=0)
     with pytest.raises(RetrieverError, match="unreachable"):
         env.step("search[anything]")

@@ -3,12 +3,12 @@ that names the problem, bodies are bounded (declared or chunked), input is never
 from __future__ import annotations
 
 import json
-import socket
 import threading
 import time
 
 import httpx
 import pytest
+from server_support import free_port
 
 pytest.importorskip("fastapi")
 uvicorn = pytest.importorskip("uvicorn")
@@ -171,17 +171,11 @@ def test_every_bad_request_is_a_4xx_with_a_detail(clients, env_id, name):
 # --- over real sockets: a refused request leaves the keep-alive connection usable
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def live(apps):
     servers, urls = [], {}
     for name, app in apps.items():
-        port = _free_port()
+        port = free_port()
         server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
         threading.Thread(target=server.run, daemon=True).start()
         servers.append(server)
