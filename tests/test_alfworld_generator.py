@@ -156,7 +156,7 @@ def test_default_games_built_once_and_used_by_make(tmp_path, monkeypatch):
     monkeypatch.setattr(gen, "DEFAULT_SIZES", {"train": 1, "valid_seen": 1, "valid_unseen": 1})
     made = []
     real_make = gen.make_game
-    monkeypatch.setattr(gen, "make_game", lambda *args: made.append(args) or real_make(*args))
+    monkeypatch.setattr(gen, "make_game", lambda *args, **kw: made.append(args) or real_make(*args, **kw))
     data_dir = tmp_path / "alfworld"
     results = []
     threads = [
@@ -254,10 +254,10 @@ def test_more_games_than_the_scenes_allow_stops_cleanly(tmp_path):
 def test_cut_short_run_warns_at_load_and_the_same_command_completes_it(tmp_path, monkeypatch):
     real_make = gen.make_game
 
-    def killed_at_2(root, split, seed, index, types):
+    def killed_at_2(root, split, seed, index, types, **kw):
         if index == 2:
             raise KeyboardInterrupt
-        return real_make(root, split, seed, index, types)
+        return real_make(root, split, seed, index, types, **kw)
 
     monkeypatch.setattr(gen, "make_game", killed_at_2)
     with pytest.raises(KeyboardInterrupt):
