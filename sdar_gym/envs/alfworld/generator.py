@@ -34,9 +34,10 @@ sentence, as ALFWorld's ``add_task_to_grammar`` does.
 
 Fast Downward's optimal search takes seconds to minutes on whole ALFRED rooms, so the generator
 does not plan: :func:`walkthrough` builds a winning command sequence from the drawn state, and the
-game is loaded with TextWorld exactly as :class:`~sdar_gym.envs.alfworld.env.ALFWorldEnv` plays it
-and the walkthrough replayed command by command. Only a game whose replay wins is kept, with the
-replayed commands stored as its ``walkthrough``; otherwise the same stream draws the room again. Each trial is written into a hidden staging folder and renamed into place, so a
+game file is loaded and the walkthrough replayed command by command on the fast engine, which plays
+game files exactly as TextWorld does (``verify="textworld"`` replays in TextWorld itself, 3.5x the
+CPU time, and writes the same files). Only a game whose replay wins is kept, with the replayed
+commands stored as its ``walkthrough``; otherwise the same stream draws the room again. Each trial is written into a hidden staging folder and renamed into place, so a
 killed run never leaves a half-written trial where :func:`~sdar_gym.envs.alfworld.data.find_games`
 looks. The same ``(split, seed)`` always writes byte-identical files.
 """
@@ -68,9 +69,10 @@ GENERATOR_VERSION = 2
 """Bumped whenever the same seed would give different games; a default set of another version is rebuilt."""
 
 DEFAULT_SIZES: dict[str, int] = {"train": 200, "valid_seen": 50, "valid_unseen": 50}
-"""Games per split in the default set built on first use. Whole rooms cost TextWorld seconds to load:
-0.10 games/s with 2 workers on the shared, loaded 2-core machine of the measurement, so about 50
-minutes there (once), less on idle cores with more workers."""
+"""Games per split in the default set built on first use. Each game costs 0.64 CPU seconds (verified
+on the fast engine; 2.26 replayed in TextWorld), so 300 games take about 2 minutes on 2 idle cores;
+on the shared 2-core machine of the measurement (load average 9) 2 workers made 0.50 games/s,
+10 minutes (``benchmarks/results/alfworld_generator_speed.json``)."""
 
 DEFAULT_SEED = 0
 """Seed of the default set."""
@@ -448,7 +450,7 @@ def render_problem(task: Task, name: str, lib: Library) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Checking a game: a walkthrough built from the drawn state, replayed in TextWorld
+# Checking a game: a walkthrough built from the drawn state, replayed on an engine
 # ---------------------------------------------------------------------------------------------
 
 _VERBS = {
@@ -464,8 +466,8 @@ def walkthrough(task: Task) -> list[tuple[str, ...]]:
 
     Full ALFRED rooms take Fast Downward's optimal search seconds to minutes, so the generator does
     not plan: it knows where each target starts, walks there, opens what is closed, takes it, uses
-    the appliance or lamp, and puts it in the first goal receptacle. Replaying these steps in
-    TextWorld (:class:`_Verifier`) is the proof that the game is solvable.
+    the appliance or lamp, and puts it in the first goal receptacle. Replaying these steps on an
+    engine that plays the file as TextWorld does (:class:`_Verifier`) is the proof that the game is solvable.
     """
     lib = library()
     receptacles, objects, _, _ = _entities(task)
@@ -510,8 +512,9 @@ _COMMANDS = {
 
 VERIFIERS = ("fast", "textworld")
 """Engines a candidate game's walkthrough can be replayed on. ``fast`` (the default) is the fast
-engine, which plays game files exactly as TextWorld does (``sdar-gym check alfworld-equivalence``)
-about 3x faster per game here, and whose compiled game is then cached for the game's first play;
+engine, which plays game files exactly as TextWorld does (``sdar-gym check alfworld-equivalence``),
+at 0.64 CPU seconds a game against TextWorld's 2.26 (load, reset and replay), and whose compiled
+game is then cached for the game's first play;
 ``textworld`` replays in TextWorld itself, as ALFWorldEnv's ``engine="textworld"`` does."""
 
 
@@ -870,7 +873,7 @@ class GenerateALFWorldArgs:
     """Worker processes (default: the CPU count, at most 4); the games do not depend on it."""
     verify: str = "fast"
     """Engine that replays each game's walkthrough before it is written: fast (plays game files
-    exactly as TextWorld) or textworld (TextWorld itself, about 3x slower)."""
+    exactly as TextWorld) or textworld (TextWorld itself, 3.5x the CPU time; the same files)."""
 
     def run(self) -> None:
         workers = self.workers or default_workers()
