@@ -279,7 +279,7 @@ _KILLED_RUN = """
 import os, sys, time
 from sdar_gym.envs.alfworld import generator as gen
 
-def slow(*args):
+def slow(*args, **kwargs):
     print(os.getpid(), flush=True)
     time.sleep(600)
 
