@@ -61,6 +61,8 @@ class Args:
     greedily on the real valid_seen games (if measured)."""
     transfer_generated: Path | None = None
     """The same policy's eval JSON on held-out generated games."""
+    transfer_recipe: str = ""
+    """How that policy was trained (copied into the JSON as given), e.g. the ``sdar-gym sft`` command."""
     speed_only: bool = False
     """Measure only the throughput of both verifiers (1) and write ``alfworld_generator_speed.json``."""
 
@@ -232,9 +234,10 @@ def transfer(args: Args) -> dict:
     real, generated = (json.loads(p.read_text()) for p in (args.transfer_real, args.transfer_generated))
     return {
         "transfer": {
-            "real_valid_seen": {"episodes": real["episodes"], **real["table"]},
-            "generated_heldout": {"episodes": generated["episodes"], **generated["table"]},
+            "real_valid_seen": {"episodes": real["episodes"], **real["table"], "settings": real.get("settings")},
+            "generated_heldout": {"episodes": generated["episodes"], **generated["table"], "settings": generated.get("settings")},
             "gap_points": round(generated["table"]["All"] - real["table"]["All"], 1),
+            "recipe": args.transfer_recipe,
         }
     }
 
