@@ -1,7 +1,9 @@
 """How fast the offline ALFWorld generator is, and how its games compare with ALFWorld's own.
 
 Measured side by side in one run:
-1. generation throughput (verified games per second, and CPU seconds per game) with 1 and 2 workers;
+1. generation throughput (verified games per second, and CPU seconds per game) with 1 and 2 workers,
+   verifying each walkthrough on the fast engine (the default) and in TextWorld, and whether both
+   write the same bytes (``--speed-only`` measures just this, into ``alfworld_generator_speed.json``);
 2. the cost of playing a game through TextWorld (load + reset + the planner expert's first plan),
    and the plan length, on generated games versus real ALFWorld valid_seen games (one per task type);
 3. the share of generated games that ``sdar_gym/ALFWorld-v0``'s expert wins (it must be 1.0);
@@ -59,6 +61,10 @@ class Args:
     greedily on the real valid_seen games (if measured)."""
     transfer_generated: Path | None = None
     """The same policy's eval JSON on held-out generated games."""
+    transfer_recipe: str = ""
+    """How that policy was trained (copied into the JSON as given), e.g. the ``sdar-gym sft`` command."""
+    speed_only: bool = False
+    """Measure only the throughput of both verifiers (1) and write ``alfworld_generator_speed.json``."""
 
 
 def _cpu_seconds() -> float:
@@ -67,11 +73,12 @@ def _cpu_seconds() -> float:
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def throughput(out: Path, n: int, seed: int, workers: int) -> dict:
+def throughput(out: Path, n: int, seed: int, workers: int, verify: str = "fast") -> dict:
     wall, cpu = time.perf_counter(), _cpu_seconds()
-    gen.generate_games(out, "train", n, seed, progress=False, workers=workers)
+    gen.generate_games(out, "train", n, seed, progress=False, workers=workers, verify=verify)
     wall, cpu = time.perf_counter() - wall, _cpu_seconds() - cpu
     return {
+        "verify": verify,
         "workers": workers,
         "games": n,
         "wall_s": round(wall, 2),
@@ -227,14 +234,46 @@ def transfer(args: Args) -> dict:
     real, generated = (json.loads(p.read_text()) for p in (args.transfer_real, args.transfer_generated))
     return {
         "transfer": {
-            "real_valid_seen": {"episodes": real["episodes"], **real["table"]},
-            "generated_heldout": {"episodes": generated["episodes"], **generated["table"]},
+            "real_valid_seen": {"episodes": real["episodes"], **real["table"], "settings": real.get("settings")},
+            "generated_heldout": {"episodes": generated["episodes"], **generated["table"], "settings": generated.get("settings")},
             "gap_points": round(generated["table"]["All"] - real["table"]["All"], 1),
+            "recipe": args.transfer_recipe,
         }
     }
 
 
+def _game_bytes(out: Path) -> dict[str, bytes]:
+    root = out / "json_2.1.1" / "train"
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.glob("*/*/*")) if p.is_file()}
+
+
+def verifier_speed(n: int, seed: int, workers: tuple[int, ...]) -> dict:
+    """Games/s verifying on TextWorld and on the fast engine, side by side, on the same games.
+
+    The fast engine caches each verified game's compiled form for its first play; a fresh cache
+    folder per run keeps the runs independent."""
+    runs = []
+    for w in workers:
+        pair = {}
+        for verify in ("textworld", "fast"):
+            with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as home:
+                os.environ["SDAR_GYM_HOME"] = home
+                pair[verify] = throughput(Path(out), n, seed, w, verify)
+                pair[verify]["bytes"] = _game_bytes(Path(out))
+            print(f"verify={verify} workers={w}: {pair[verify]['games_per_s']:.3f} games/s")
+        same = pair["textworld"].pop("bytes") == pair["fast"].pop("bytes")
+        ratio = round(pair["fast"]["games_per_s"] / pair["textworld"]["games_per_s"], 2)
+        print(f"workers={w}: fast/textworld = {ratio}x, same bytes: {same}")
+        runs.append({**pair, "fast_over_textworld": ratio, "same_files": same})
+    return {"load_average": os.getloadavg(), "cpu_count": os.cpu_count(), "runs": runs}
+
+
 def main(args: Args) -> None:
+    if args.speed_only:
+        result = verifier_speed(args.n, args.seed, (1, 2))
+        print(json.dumps(result, indent=1))
+        atomic_write_json(RESULTS.with_name("alfworld_generator_speed.json"), result)
+        return
     if args.parity_only:
         result = {"load_average": os.getloadavg(), "parity": parity(args.parity_games, args.seed, args.survey_steps)}
         result.update(transfer(args))

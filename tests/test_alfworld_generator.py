@@ -156,7 +156,7 @@ def test_default_games_built_once_and_used_by_make(tmp_path, monkeypatch):
     monkeypatch.setattr(gen, "DEFAULT_SIZES", {"train": 1, "valid_seen": 1, "valid_unseen": 1})
     made = []
     real_make = gen.make_game
-    monkeypatch.setattr(gen, "make_game", lambda *args: made.append(args) or real_make(*args))
+    monkeypatch.setattr(gen, "make_game", lambda *args, **kw: made.append(args) or real_make(*args, **kw))
     data_dir = tmp_path / "alfworld"
     results = []
     threads = [
@@ -254,10 +254,10 @@ def test_more_games_than_the_scenes_allow_stops_cleanly(tmp_path):
 def test_cut_short_run_warns_at_load_and_the_same_command_completes_it(tmp_path, monkeypatch):
     real_make = gen.make_game
 
-    def killed_at_2(root, split, seed, index, types):
+    def killed_at_2(root, split, seed, index, types, **kw):
         if index == 2:
             raise KeyboardInterrupt
-        return real_make(root, split, seed, index, types)
+        return real_make(root, split, seed, index, types, **kw)
 
     monkeypatch.setattr(gen, "make_game", killed_at_2)
     with pytest.raises(KeyboardInterrupt):
@@ -279,7 +279,7 @@ _KILLED_RUN = """
 import os, sys, time
 from sdar_gym.envs.alfworld import generator as gen
 
-def slow(*args):
+def slow(*args, **kwargs):
     print(os.getpid(), flush=True)
     time.sleep(600)
 
@@ -321,3 +321,40 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as f:  # a zombie has exited
         return f.read().split(") ", 1)[1][0] != "Z"
+
+
+@pytest.mark.parametrize("verify", gen.VERIFIERS)
+def test_a_walkthrough_that_does_not_win_is_never_written(tmp_path, monkeypatch, verify):
+    real_walkthrough = gen.walkthrough
+    monkeypatch.setattr(gen, "walkthrough", lambda task: real_walkthrough(task)[:-1])  # stops one step short
+    monkeypatch.setattr(gen, "MAX_ATTEMPTS", 2)
+    with pytest.raises(DataError, match="does not win"):
+        gen.generate_games(tmp_path, "train", 1, SEED, progress=False, verify=verify)
+    assert not list((tmp_path / "json_2.1.1" / "train").glob("*/*/game.tw-pddl"))
+
+
+def test_fast_and_textworld_verification_write_the_same_games(train, tmp_path):
+    """A sample replayed in TextWorld itself: the default fast-engine check keeps exactly its games."""
+    _, trials = train
+    again = gen.generate_games(tmp_path, "train", 2, SEED, progress=False, verify="textworld")
+    assert [_files(t) for t in again] == [_files(t) for t in trials[:2]]
+
+
+def test_verified_games_play_from_the_compiled_cache(tmp_path, monkeypatch):
+    from sdar_gym.envs.alfworld.fast import FastEngine
+    from sdar_gym.envs.alfworld.fast import compile as fast_compile
+
+    monkeypatch.setenv("SDAR_GYM_HOME", str(tmp_path / "home"))
+    (trial,) = gen.generate_games(tmp_path / "data", "train", 1, SEED, progress=False)
+    monkeypatch.setattr(fast_compile, "compile_game", lambda *a: pytest.fail("a verified game was compiled again"))
+    engine = FastEngine()
+    engine.load(trial / "game.tw-pddl")
+    state = engine.reset()
+    for command in json.loads((trial / "game.tw-pddl").read_text())["walkthrough"]:
+        state = engine.step(command)
+    assert state.won
+
+
+def test_unknown_verifier_is_refused(tmp_path):
+    with pytest.raises(ConfigError, match="unknown verifier 'planner'"):
+        gen.generate_games(tmp_path, "train", 1, SEED, progress=False, verify="planner")

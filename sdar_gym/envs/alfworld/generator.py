@@ -34,9 +34,10 @@ sentence, as ALFWorld's ``add_task_to_grammar`` does.
 
 Fast Downward's optimal search takes seconds to minutes on whole ALFRED rooms, so the generator
 does not plan: :func:`walkthrough` builds a winning command sequence from the drawn state, and the
-game is loaded with TextWorld exactly as :class:`~sdar_gym.envs.alfworld.env.ALFWorldEnv` plays it
-and the walkthrough replayed command by command. Only a game whose replay wins is kept, with the
-replayed commands stored as its ``walkthrough``; otherwise the same stream draws the room again. Each trial is written into a hidden staging folder and renamed into place, so a
+game file is loaded and the walkthrough replayed command by command on the fast engine, which plays
+game files exactly as TextWorld does (``verify="textworld"`` replays in TextWorld itself, 3.5x the
+CPU time, and writes the same files). Only a game whose replay wins is kept, with the replayed
+commands stored as its ``walkthrough``; otherwise the same stream draws the room again. Each trial is written into a hidden staging folder and renamed into place, so a
 killed run never leaves a half-written trial where :func:`~sdar_gym.envs.alfworld.data.find_games`
 looks. The same ``(split, seed)`` always writes byte-identical files.
 """
@@ -61,15 +62,17 @@ from pathlib import Path
 
 from sdar_gym.core import ConfigError, DataError
 from sdar_gym.envs.alfworld.data import INCOMPLETE, SPLITS, TASK_TYPES, canonical_task_type
+from sdar_gym.envs.alfworld.protocol import EngineState
 from sdar_gym.io import atomic_dir, atomic_write_json
 
 GENERATOR_VERSION = 2
 """Bumped whenever the same seed would give different games; a default set of another version is rebuilt."""
 
 DEFAULT_SIZES: dict[str, int] = {"train": 200, "valid_seen": 50, "valid_unseen": 50}
-"""Games per split in the default set built on first use. Whole rooms cost TextWorld seconds to load:
-0.10 games/s with 2 workers on the shared, loaded 2-core machine of the measurement, so about 50
-minutes there (once), less on idle cores with more workers."""
+"""Games per split in the default set built on first use. Each game costs 0.64 CPU seconds (verified
+on the fast engine; 2.26 replayed in TextWorld), so 300 games take about 2 minutes on 2 idle cores;
+on the shared 2-core machine of the measurement (load average 9) 2 workers made 0.50 games/s,
+10 minutes (``benchmarks/results/alfworld_generator_speed.json``)."""
 
 DEFAULT_SEED = 0
 """Seed of the default set."""
@@ -447,7 +450,7 @@ def render_problem(task: Task, name: str, lib: Library) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Checking a game: a walkthrough built from the drawn state, replayed in TextWorld
+# Checking a game: a walkthrough built from the drawn state, replayed on an engine
 # ---------------------------------------------------------------------------------------------
 
 _VERBS = {
@@ -463,8 +466,8 @@ def walkthrough(task: Task) -> list[tuple[str, ...]]:
 
     Full ALFRED rooms take Fast Downward's optimal search seconds to minutes, so the generator does
     not plan: it knows where each target starts, walks there, opens what is closed, takes it, uses
-    the appliance or lamp, and puts it in the first goal receptacle. Replaying these steps in
-    TextWorld (:class:`_Verifier`) is the proof that the game is solvable.
+    the appliance or lamp, and puts it in the first goal receptacle. Replaying these steps on an
+    engine that plays the file as TextWorld does (:class:`_Verifier`) is the proof that the game is solvable.
     """
     lib = library()
     receptacles, objects, _, _ = _entities(task)
@@ -507,61 +510,85 @@ _COMMANDS = {
 }
 
 
-class _Verifier:
-    """Plays candidate games through TextWorld as ALFWorldEnv does, reusing one engine per process."""
+VERIFIERS = ("fast", "textworld")
+"""Engines a candidate game's walkthrough can be replayed on. ``fast`` (the default) is the fast
+engine, which plays game files exactly as TextWorld does (``sdar-gym check alfworld-equivalence``),
+at 0.64 CPU seconds a game against TextWorld's 2.26 (load, reset and replay), and whose compiled
+game is then cached for the game's first play;
+``textworld`` replays in TextWorld itself, as ALFWorldEnv's ``engine="textworld"`` does."""
 
-    def __init__(self) -> None:
+
+class _Verifier:
+    """Replays candidate games' walkthroughs on one engine, reusing it within a process."""
+
+    def __init__(self, engine: str = "fast") -> None:
+        self.engine_name = engine
         self._env = None
+        self.compiled = None
+        """The fast engine's compiled form of the last game it verified (cached once the game is written)."""
         self.last_failure = ""
         """Why the last game was rejected (kept for the error raised when every draw fails)."""
 
     def solve(self, game_file: Path, task: Task) -> list[str] | None:
-        """The commands of :func:`walkthrough` if replaying them in TextWorld wins, else None.
+        """The commands of :func:`walkthrough` if replaying them wins, else None.
 
         A ``go to`` that is not admissible because the agent already stands there is left out.
         """
-        import textworld
-        from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
-
+        self.compiled = None
         try:
-            if self._env is None:
-                infos = textworld.EnvInfos(won=True, admissible_commands=True)
-                self._env = textworld.start(
-                    str(game_file), request_infos=infos, wrappers=[AlfredDemangler(shuffle=False)]
-                )
-            else:
-                self._env.load(str(game_file))
-            state = self._env.reset()
-            names = {info.id: info.name for info in self._env._entity_infos.values()}  # ids lower-cased
+            names, state, step = self._start(game_file)
             commands = [_COMMANDS[verb].format(*(names[i.lower()] for i in ids)) for verb, *ids in walkthrough(task)]
-            if state["won"]:
+            if state.won:
                 return self._reject("the goal already holds at the start")
             played = []
             for command in commands:
-                if command not in state["admissible_commands"]:
+                if command not in state.admissible:
                     if command.startswith("go to "):
                         continue
                     return self._reject(f"walkthrough command {command!r} is not admissible")
-                state, _, _ = self._env.step(command)
+                state = step(command)
                 played.append(command)
-        except Exception as e:  # TextWorld raises many types; the draw is redrawn
-            self._env = None
-            return self._reject(f"TextWorld failed: {type(e).__name__}: {e}")
-        return played if state["won"] else self._reject("replaying the walkthrough does not win")
+        except Exception as e:  # TextWorld and the translator raise many types; the draw is redrawn
+            self._env = self.compiled = None
+            return self._reject(f"{self.engine_name} engine failed: {type(e).__name__}: {e}")
+        if not state.won:
+            self.compiled = None
+            return self._reject("replaying the walkthrough does not win")
+        return played
+
+    def _start(self, game_file: Path):
+        """(PDDL id → shown name, the state after reset, a step function) for ``game_file``."""
+        if self.engine_name == "fast":
+            from sdar_gym.envs.alfworld.fast import FastEngine, compile_game
+
+            self.compiled = compile_game(game_file)
+            engine = FastEngine(cache_dir=None)
+            engine.load(game_file, self.compiled)
+            return engine.names, engine.reset(), engine.step
+        import textworld
+        from alfworld.agents.environment.alfred_tw_env import AlfredDemangler
+
+        if self._env is None:
+            infos = textworld.EnvInfos(won=True, admissible_commands=True)
+            self._env = textworld.start(str(game_file), request_infos=infos, wrappers=[AlfredDemangler(shuffle=False)])
+        else:
+            self._env.load(str(game_file))
+        names = {info.id: info.name for info in self._env._entity_infos.values()}  # ids lower-cased
+
+        def state(raw) -> EngineState:
+            return EngineState(raw["feedback"], raw["admissible_commands"], raw["won"])
+
+        return names, state(self._env.reset()), lambda command: state(self._env.step(command)[0])
 
     def _reject(self, why: str) -> None:
         self.last_failure = why
         return None
 
 
-_VERIFIER: _Verifier | None = None
-
-
-def _verifier() -> _Verifier:
-    global _VERIFIER
-    if _VERIFIER is None:
-        _VERIFIER = _Verifier()
-    return _VERIFIER
+@cache
+def _verifier(engine: str = "fast") -> _Verifier:
+    """This process's verifier on ``engine``."""
+    return _Verifier(engine)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -580,9 +607,9 @@ def _write(path: Path, text: str) -> None:
         os.fsync(f.fileno())
 
 
-def make_game(root: Path, split: str, seed: int, index: int, task_types: tuple[str, ...]) -> Path:
-    """Draw, verify and write game ``index`` of ``(split, seed)`` under ``root`` (a ``json_2.1.1``
-    folder); return its trial folder."""
+def make_game(root: Path, split: str, seed: int, index: int, task_types: tuple[str, ...], verify: str = "fast") -> Path:
+    """Draw, verify (replaying the walkthrough on the :data:`VERIFIERS` engine ``verify``) and write
+    game ``index`` of ``(split, seed)`` under ``root`` (a ``json_2.1.1`` folder); return its trial folder."""
     lib = library()
     rng = random.Random(f"sdar-gym/alfworld/v{GENERATOR_VERSION}/{split}/{seed}/{index}")
     task_type = task_types[index % len(task_types)]
@@ -605,10 +632,15 @@ def make_game(root: Path, split: str, seed: int, index: int, task_types: tuple[s
         tmp = Path(tempfile.mkdtemp(prefix=f"{trial}.", dir=staging))
         try:
             _write(tmp / "game.tw-pddl", _dumps(game))
-            plan = _verifier().solve(tmp / "game.tw-pddl", task)
+            verifier = _verifier(verify)
+            plan = verifier.solve(tmp / "game.tw-pddl", task)
             if plan is None:
                 continue
             _write(tmp / "game.tw-pddl", _dumps({**game, "walkthrough": plan}))
+            if verifier.compiled is not None:  # the walkthrough changes no rule: the compiled game stands
+                from sdar_gym.envs.alfworld.fast.compile import default_cache_dir, store_compiled
+
+                store_compiled(tmp / "game.tw-pddl", verifier.compiled, default_cache_dir())
             traj = {
                 "task_id": trial,
                 "task_type": task_type,
@@ -632,7 +664,7 @@ def make_game(root: Path, split: str, seed: int, index: int, task_types: tuple[s
             shutil.rmtree(tmp, ignore_errors=True)
     raise DataError(
         f"could not draw a solvable {task_type} game for {split} seed {seed} index {index} "
-        f"in {MAX_ATTEMPTS} tries; last: {_verifier().last_failure}"
+        f"in {MAX_ATTEMPTS} tries; last: {_verifier(verify).last_failure}"
     )
 
 
@@ -685,6 +717,7 @@ def generate_games(
     task_types: list[str] | None = None,
     progress: bool = True,
     workers: int = 1,
+    verify: str = "fast",
 ) -> list[Path]:
     """Write ``n`` verified games of ``split`` under ``out/json_2.1.1/``; return their trial folders.
 
@@ -693,6 +726,8 @@ def generate_games(
     types = _check_args(split, n, task_types)
     if workers < 1:
         raise ConfigError(f"workers must be at least 1, got {workers}")
+    if verify not in VERIFIERS:
+        raise ConfigError(f"unknown verifier {verify!r}; expected one of {', '.join(VERIFIERS)}")
     if n > capacity(split, types):
         raise DataError(
             f"the {split} scenes allow only {capacity(split, types)} distinct games of task types "
@@ -701,7 +736,8 @@ def generate_games(
     root = Path(out) / "json_2.1.1"
     marker = root / split / INCOMPLETE
     atomic_write_json(marker, {"version": GENERATOR_VERSION, "seed": seed, "n": n, "task_types": list(types)})
-    paths = _make_all(root, [(split, seed, i, types) for i in range(n)], workers, f"ALFWorld {split} games", progress)
+    jobs = [(split, seed, i, types) for i in range(n)]
+    paths = _make_all(root, jobs, workers, f"ALFWorld {split} games", progress, verify)
     marker.unlink()
     with contextlib.suppress(OSError):
         (root / STAGING).rmdir()  # kept while another run still writes there
@@ -721,7 +757,7 @@ def _init_worker(parent: int) -> None:
     library()
 
 
-def _make_all(root: Path, jobs: list[tuple], workers: int, title: str, progress: bool) -> list[Path]:
+def _make_all(root: Path, jobs: list[tuple], workers: int, title: str, progress: bool, verify: str = "fast") -> list[Path]:
     """:func:`make_game` for each job, in order, in ``workers`` processes, with a progress bar."""
     from sdar_gym.progress import track
 
@@ -732,10 +768,10 @@ def _make_all(root: Path, jobs: list[tuple], workers: int, title: str, progress:
             )
             stack.callback(pool.shutdown, cancel_futures=True)  # Ctrl-C drops the queued games
             # Submitting forks every worker now, before the progress bar starts its thread.
-            pending = [pool.submit(make_game, root, *job) for job in jobs]
+            pending = [pool.submit(make_game, root, *job, verify=verify) for job in jobs]
             results = (future.result() for future in pending)
         else:
-            results = (make_game(root, *job) for job in jobs)
+            results = (make_game(root, *job, verify=verify) for job in jobs)
         return list(track(results, title, total=len(jobs), enabled=progress))
 
 
@@ -819,11 +855,16 @@ class GenerateALFWorldArgs:
     """Task types to generate, long or short names (Pick, Look, Clean, Heat, Cool, Pick2); default all six."""
     workers: int | None = None
     """Worker processes (default: the CPU count, at most 4); the games do not depend on it."""
+    verify: str = "fast"
+    """Engine that replays each game's walkthrough before it is written: fast (plays game files
+    exactly as TextWorld) or textworld (TextWorld itself, 3.5x the CPU time; the same files)."""
 
     def run(self) -> None:
         workers = self.workers or default_workers()
         start = time.perf_counter()
-        paths = generate_games(self.out, self.split, self.n, self.seed, self.task_types, progress=True, workers=workers)
+        paths = generate_games(
+            self.out, self.split, self.n, self.seed, self.task_types, progress=True, workers=workers, verify=self.verify
+        )
         elapsed = time.perf_counter() - start
         where = self.out / "json_2.1.1" / self.split
         print(f"wrote {len(paths)} {self.split} games to {where} ({len(paths) / elapsed:.2f} games/s)")

@@ -253,8 +253,7 @@ def load_compiled(game_file: Path, cache_dir: Path | None) -> CompiledGame:
         raw = game_file.read_bytes()
     except OSError as e:
         raise DataError(f"cannot read ALFWorld game {game_file}: {e.strerror}") from None
-    key = hashlib.sha256(raw + _toolchain().encode()).hexdigest()[:32]
-    path = Path(cache_dir) / f"{key}-v{FORMAT_VERSION}.json.gz" if cache_dir else None
+    path = _cache_path(raw, cache_dir) if cache_dir else None
     if path is not None and path.exists():
         try:
             fields = json.loads(gzip.decompress(path.read_bytes()))
@@ -264,11 +263,27 @@ def load_compiled(game_file: Path, cache_dir: Path | None) -> CompiledGame:
             log.warning("ignoring unreadable compiled ALFWorld game %s: %s", path, e)
     game = compile_game(game_file)
     if path is not None:
-        try:
-            atomic_write_bytes(path, gzip.compress(json.dumps(asdict(game), separators=(",", ":")).encode(), 6))
-        except OSError as e:
-            log.warning("cannot cache compiled ALFWorld game in %s: %s", path.parent, e)
+        _store(path, game)
     return game
+
+
+def store_compiled(game_file: Path, game: CompiledGame, cache_dir: Path) -> None:
+    """Cache ``game``, compiled elsewhere, as the compiled form of ``game_file`` (the generator
+    compiles each game once to verify it, so its first play need not compile it again)."""
+    _store(_cache_path(Path(game_file).read_bytes(), cache_dir), game)
+
+
+def _cache_path(raw: bytes, cache_dir: Path) -> Path:
+    """A game file's cache entry: keyed by its content and the translator versions."""
+    key = hashlib.sha256(raw + _toolchain().encode()).hexdigest()[:32]
+    return Path(cache_dir) / f"{key}-v{FORMAT_VERSION}.json.gz"
+
+
+def _store(path: Path, game: CompiledGame) -> None:
+    try:
+        atomic_write_bytes(path, gzip.compress(json.dumps(asdict(game), separators=(",", ":")).encode(), 6))
+    except OSError as e:
+        log.warning("cannot cache compiled ALFWorld game in %s: %s", path.parent, e)
 
 
 @dataclass

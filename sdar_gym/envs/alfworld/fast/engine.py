@@ -153,13 +153,22 @@ class FastEngine:
         self._commands: dict[str, int] | None = None
         """Admissible command text → operator, for the current state (None before the first reset)."""
 
-    def load(self, game_file: Path) -> None:
+    def load(self, game_file: Path, compiled: CompiledGame | None = None) -> None:
+        """``compiled``: the game already compiled (the generator compiles each candidate once)."""
         game_file = Path(game_file)
-        if self._game is not None and self._game.game_file == game_file.resolve():
+        if compiled is not None:
+            game = _Game(game_file.resolve(), compiled)
+        elif self._game is not None and self._game.game_file == game_file.resolve():
             return
-        game = _load_game(game_file, self.cache_dir)  # raises before anything changes
+        else:
+            game = _load_game(game_file, self.cache_dir)  # raises before anything changes
         self.close()  # the planner is made for the new game when first asked
         self._game = game
+
+    @property
+    def names(self) -> dict[str, str]:
+        """PDDL object id (lower case) → the name the loaded game shows (\"apple 1\")."""
+        return dict(self._game.names)
 
     # -- state machine ----------------------------------------------------------------------
     def _set(self, var: int, val: int) -> None:
