@@ -60,11 +60,12 @@ def updated_parameters(learner_name: str, rank: int = 0, world_size: int = 1, lo
 
 
 def rank_main(rank: int, world_size: int, port: int, learner_name: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+    # what torchrun / accelerate launch set: the learner's Accelerator joins the gloo group from it
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
     try:
         params = updated_parameters(learner_name, rank, world_size)
         if rank == 0:
             torch.save(params, out)
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()
