@@ -17,6 +17,7 @@ collective is the identity.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -37,6 +38,8 @@ class DataParallel:
         from accelerate.utils import DistributedDataParallelKwargs, DistributedType
 
         requested = [k for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED") if os.environ.get(k, "").lower() == "true"]
+        if "ACCELERATE_USE_DEEPSPEED" in requested and importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError("ACCELERATE_USE_DEEPSPEED is set, but the deepspeed package is not installed (pip install deepspeed)")
         # buffers (rotary tables) are constants: no broadcast in each forward, whose count differs between processes
         self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
         kind = self.accelerator.distributed_type

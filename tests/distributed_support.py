@@ -45,7 +45,8 @@ def batch(vocab: int, groups: int = 4, group_size: int = 2) -> list[Episode]:
     return episodes
 
 
-def updated_parameters(learner_name: str, rank: int = 0, world_size: int = 1, lora_rank: int = 0) -> dict[str, torch.Tensor]:
+def updated_parameters(learner_name: str, rank: int = 0, world_size: int = 1, lora_rank: int = 0, groups: int = 4,
+                       **learner_args: str) -> dict[str, torch.Tensor]:
     """Parameters after one update on the batch; rank r of W takes the groups r, r+W, ..."""
     torch.set_num_threads(1)
     tokenizer = train_tokenizer(TEXTS, vocab_size=300)
@@ -53,19 +54,19 @@ def updated_parameters(learner_name: str, rank: int = 0, world_size: int = 1, lo
     torch.manual_seed(1)  # LoRA adapters' initialization (identical on every rank)
     policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="tiny", device="cpu", dtype="fp32", lora_rank=lora_rank))
     skills = SkillContext(FixedLibrary()) if learner_name == "sdar" else None
-    learner = make_learner(learner_name, policy, skills, {"lr": 1e-2, "micro_batch_size": 3, "entropy_coef": 0.01, "kl_coef": 0.1})
-    episodes = [e for i, e in enumerate(batch(len(tokenizer))) if int(e.group_id[1:]) % world_size == rank]
+    learner = make_learner(learner_name, policy, skills, {"lr": 1e-2, "micro_batch_size": 3, "entropy_coef": 0.01, "kl_coef": 0.1, **learner_args})
+    episodes = [e for i, e in enumerate(batch(len(tokenizer), groups)) if int(e.group_id[1:]) % world_size == rank]
     learner.update(episodes)
     return {k: v.detach().clone() for k, v in policy.model.named_parameters() if v.requires_grad}
 
 
-def rank_main(rank: int, world_size: int, port: int, learner_name: str, out: str) -> None:
+def rank_main(rank: int, world_size: int, port: int, learner_name: str, out: str, groups: int = 4, learner_args: dict | None = None) -> None:
+    """Rank 0's updated parameters go to ``out``, the other ranks' to ``out.<rank>``."""
     # what torchrun / accelerate launch set: the learner's Accelerator joins the gloo group from it
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
     try:
-        params = updated_parameters(learner_name, rank, world_size)
-        if rank == 0:
-            torch.save(params, out)
+        params = updated_parameters(learner_name, rank, world_size, groups=groups, **(learner_args or {}))
+        torch.save(params, out if rank == 0 else f"{out}.{rank}")
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
