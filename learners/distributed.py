@@ -74,9 +74,15 @@ class DataParallel:
         return float(self.accelerator.reduce(t, "sum").item())
 
     def prepare(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, torch.optim.Optimizer]:
-        """Wrap ``module`` and ``optimizer`` with the launch's engine (DDP, FSDP, DeepSpeed; none in one process).
-        The policy stays on the device it was loaded on."""
-        return self.accelerator.prepare_model(module, device_placement=False), self.accelerator.prepare_optimizer(optimizer, device_placement=False)
+        """Wrap ``module`` and ``optimizer`` with the launch's engine (DDP, FSDP, DeepSpeed; none in one process),
+        in one ``prepare`` call (FSDP and DeepSpeed rebuild the optimizer over their own parameters). The
+        policy stays on the device it was loaded on."""
+        if self.deepspeed:  # the scorer reads the output head's weight itself: ZeRO-3 must gather it in its forward
+            import deepspeed
+
+            for p in module.external_parameters():
+                deepspeed.zero.register_external_parameter(module, p)
+        return tuple(self.accelerator.prepare(module, optimizer, device_placement=[False, False]))
 
     def backward(self, loss: torch.Tensor, module: nn.Module, sync: bool) -> None:
         """Accumulate ``loss``'s gradients; ``sync`` on the last micro-batch of an optimizer step

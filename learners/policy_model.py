@@ -215,11 +215,17 @@ class ResponseScorer(nn.Module):
         super().__init__()
         self.model = model
         self.chunk = chunk
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        self._no_split_modules = getattr(base, "_no_split_modules", None)  # FSDP's auto-wrap units (the decoder layers)
+        self._no_split_modules = getattr(self._base(), "_no_split_modules", None)  # FSDP's auto-wrap units (the decoder layers)
+
+    def _base(self) -> nn.Module:
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def external_parameters(self) -> list[nn.Parameter]:
+        """Parameters :meth:`forward` reads directly rather than through their module's forward."""
+        return list(self._base().get_output_embeddings().parameters())
 
     def forward(self, input_ids, attention_mask, rows, cols, targets, with_entropy: bool = False, temperature: float = 1.0):
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+        base = self._base()
         head = base.get_output_embeddings()
         hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
         return chunked_token_logprobs(hidden[rows, cols], head.weight, targets, bias=head.bias, chunk_size=self.chunk,
