@@ -117,9 +117,19 @@ class DataParallel:
             with FSDP.summon_full_params(module, writeback=False):
                 yield
 
+    def _full(self):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+        # copies to host memory from GPUs (torch's offload of CPU tensors crashes, and they are on the host already)
+        return StateDictOptions(full_state_dict=True, cpu_offload=self.accelerator.device.type != "cpu")
+
     def full_state_dict(self, module: nn.Module) -> dict[str, torch.Tensor]:
-        """The unwrapped module's full state dict (gathered on every process; complete on rank 0)."""
-        return self.accelerator.get_state_dict(module)
+        """The module's full state dict, gathered from the shards (every process must call this)."""
+        if self.deepspeed:
+            return self.accelerator.get_state_dict(module)
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(module, options=self._full())
 
     def optimizer_state(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
         """The optimizer's full state (gathered from the shards when sharded)."""
@@ -127,17 +137,17 @@ class DataParallel:
             return optimizer.state_dict()
         if self.deepspeed:
             raise ConfigError("checkpoints of a DeepSpeed ZeRO-3 learner are not written yet; use configs/accelerate/fsdp.yaml")
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
 
-        return get_optimizer_state_dict(module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        return get_optimizer_state_dict(module, optimizer, options=self._full())
 
     def load_optimizer_state(self, module: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
         if not self.sharded:
             optimizer.load_state_dict(state)
             return
-        from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
-        set_optimizer_state_dict(module, optimizer, state, options=StateDictOptions(full_state_dict=True))
+        set_optimizer_state_dict(module, optimizer, state, options=self._full())
 
     def barrier(self) -> None:
         self.accelerator.wait_for_everyone()

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 mp = pytest.importorskip("torch.multiprocessing")
 
-from distributed_support import rank_main, updated_parameters  # noqa: E402
+from distributed_support import generated, rank_main, updated_parameters  # noqa: E402
 
 from learners.distributed import DataParallel, current  # noqa: E402
 
@@ -27,6 +27,20 @@ def test_two_processes_update_like_one(learner, tmp_path) -> None:
     mp.start_processes(rank_main, args=(2, free_port(), learner, str(out)), nprocs=2, start_method="spawn", join=True)
     two = torch.load(out, weights_only=True)
     one = updated_parameters(learner)
+    assert two.keys() == one.keys() and one
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("learner", ["grpo", "sdar"])
+def test_fsdp_two_processes_update_like_one(learner, tmp_path) -> None:
+    """The same under Accelerate's FSDP preparation (sharded weights, gradients and AdamW state); the
+    full weights gathered afterwards generate what the one-process model generates."""
+    out = tmp_path / "rank0.pt"
+    mp.start_processes(rank_main, args=(2, free_port(), learner, str(out), 4, None, True), nprocs=2, start_method="spawn", join=True)
+    two = torch.load(out, weights_only=True)
+    one = updated_parameters(learner)
+    assert torch.equal(two.pop("generated"), generated(one))
     assert two.keys() == one.keys() and one
     for name in one:
         torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
