@@ -62,7 +62,7 @@ def updated_parameters(learner_name: str, rank: int = 0, world_size: int = 1, lo
         full = {k.removeprefix("model."): v for k, v in learner.dp.full_state_dict(policy.scorer).items()}
         with learner.dp.full_weights(policy.scorer):
             full["generated"] = policy.model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=4, do_sample=False)
-        learner.state_dict()  # the optimizer state gathered from the shards (a collective too)
+        learner.load_state_dict(learner.state_dict())  # the optimizer state gathered from the shards and scattered back (collectives)
         return {k: full[k].detach().clone() for k in [*names, "generated"]}
     return {k: v.detach().clone() for k, v in policy.model.named_parameters() if k in names}
 
