@@ -34,7 +34,10 @@ def save_checkpoint(run_dir: Path, step: int, policy, learner, state: dict[str, 
     name = f"step_{step:06d}"
     remove_stale_temps(root)
     with atomic_dir(root / name) as tmp:
-        policy.save(tmp / "model", state_dict=weights)
+        if weights is None:
+            policy.save(tmp / "model")
+        else:
+            policy.save(tmp / "model", state_dict=weights)
         torch.save(learner.state_dict() if learner_state is None else learner_state, tmp / "learner.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1), encoding="utf-8")
     atomic_write_text(root / "latest", name)
