@@ -159,13 +159,14 @@ class PolicyGradientLearner:
         self.config = config
         self.policy = policy
         self.skills = skills
-        self.optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.dp = distributed.current()
+        """Data-parallel engine and collectives (identity in one process): see :mod:`learners.distributed`."""
+        optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        policy.scorer, self.optimizer = self.dp.prepare(policy.scorer, optimizer)  # DDP / FSDP / ZeRO-3 from the launch
         warmup = config.lr_warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda n: min(n / warmup, 1.0) if warmup else 1.0)
         self.updates = 0
         """Policy updates done (RLSD's λ schedule and the lr warm-up count them)."""
-        self.dp = distributed.current()
-        """Data-parallel collectives (identity in one process): see :mod:`learners.distributed`."""
 
     # the objective ------------------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -235,7 +236,10 @@ class PolicyGradientLearner:
         order = sorted(range(len(samples)), key=lambda i: len(prompts(samples[i])) + len(samples[i].response_ids))
         out: list[torch.Tensor] = [torch.empty(0)] * len(samples)
         mbs = self.config.micro_batch_size
+        n_batches = math.ceil(len(order) / mbs)
         with torch.no_grad():
+            for _ in range(int(self.dp.max(n_batches)) - n_batches if self.dp.sharded else 0):
+                self._idle_loss(model)  # a sharded engine gathers weights in every forward: each process runs as many
             for k in range(0, len(order), mbs):
                 idx = order[k : k + mbs]
                 lp, _ = self.policy.response_logprobs(
@@ -286,24 +290,28 @@ class PolicyGradientLearner:
                 if not n_tokens:
                     continue
                 self.optimizer.zero_grad(set_to_none=True)
-                for i in group:
-                    chunk = micro[i]
-                    batch = self._batch(chunk, *frozen[i])
-                    loss, stats = self.loss(batch)
-                    _check_finite(loss, stats)
-                    if batch.teacher_logp is not None:
-                        stats[TEACHER_GAP] = losses.masked_mean(batch.teacher_logp - batch.logp.detach(), batch.mask).detach()
-                    weight = sum(s.n_tokens for s in chunk) / n_tokens
-                    (loss * weight).backward()
-                    sums["loss"] += loss.item() * weight
-                    for k, v in stats.items():
-                        sums[k] += float(v) * weight
+                n_micro = int(self.dp.max(len(group)))  # every process joins each gradient sync, even with fewer micro-batches
+                for j in range(n_micro):
+                    if j < len(group):
+                        chunk = micro[group[j]]
+                        batch = self._batch(chunk, *frozen[group[j]])
+                        loss, stats = self.loss(batch)
+                        _check_finite(loss, stats)
+                        if batch.teacher_logp is not None:
+                            stats[TEACHER_GAP] = losses.masked_mean(batch.teacher_logp - batch.logp.detach(), batch.mask).detach()
+                        weight = sum(s.n_tokens for s in chunk) / n_tokens
+                        sums["loss"] += loss.item() * weight
+                        for k, v in stats.items():
+                            sums[k] += float(v) * weight
+                    else:
+                        loss, weight = self._idle_loss(), 0.0
+                    # the engine averages gradients over processes; the weights sum to 1 over all of them
+                    self.dp.backward(loss * weight * self.dp.world_size, self.policy.scorer, sync=j == n_micro - 1)
                 n_stat += 1
-                self.dp.sync_gradients(self.policy.trainable_parameters())
-                grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.trainable_parameters(), c.max_grad_norm)
-                if not math.isfinite(float(grad_norm)):
-                    raise NonFiniteLossError("grad_norm", float(grad_norm))
-                sums["grad_norm"] += float(grad_norm)
+                grad_norm = self.dp.clip_grad_norm_(self.policy.scorer, c.max_grad_norm)
+                if not math.isfinite(grad_norm):
+                    raise NonFiniteLossError("grad_norm", grad_norm)
+                sums["grad_norm"] += grad_norm
                 self.optimizer.step()
         metrics = {(k if "/" in k else f"train/{k}"): v / max(n_stat, 1) for k, v in sums.items()}
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
@@ -339,6 +347,11 @@ class PolicyGradientLearner:
         per_mini = math.ceil(len(micro) / c.mini_batches)
         return [micro[m : m + per_mini] for m in range(0, len(micro), per_mini)]
 
+    def _idle_loss(self, model=None) -> torch.Tensor:
+        """A zero loss through the policy, for a process with no micro-batch left in an optimizer step."""
+        pad = self.policy.tokenizer.pad_token_id or 0
+        return self.policy.response_logprobs([[pad]], [[pad]], model=model)[0].sum() * 0.0
+
     def _batch(self, chunk: list[Sample], ref: torch.Tensor | None, teacher: torch.Tensor | None) -> Batch:
         dev = self.policy.device
         logp, entropy = self.policy.response_logprobs(
@@ -355,10 +368,12 @@ class PolicyGradientLearner:
 
     # checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {"optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), "updates": self.updates}
+        """Optimizer (gathered from the shards under FSDP: every process must call this), schedule, update count."""
+        optimizer = self.dp.optimizer_state(self.policy.scorer, self.optimizer)
+        return {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.dp.load_optimizer_state(self.policy.scorer, self.optimizer, state["optimizer"])
         if "scheduler" in state:
             self.scheduler.load_state_dict(state["scheduler"])
         self.updates = int(state.get("updates", 0))

@@ -26,13 +26,19 @@ def remove_stale_temps(root: Path) -> None:
             shutil.rmtree(p, ignore_errors=True)
 
 
-def save_checkpoint(run_dir: Path, step: int, policy, learner, state: dict[str, Any], keep: int = 2) -> Path:
+def save_checkpoint(run_dir: Path, step: int, policy, learner, state: dict[str, Any], keep: int = 2,
+                    weights: dict[str, torch.Tensor] | None = None, learner_state: dict[str, Any] | None = None) -> Path:
+    """Write a checkpoint; ``weights`` and ``learner_state``, when given, were gathered beforehand by
+    every process of a sharded learner (only rank 0 calls this)."""
     root = Path(run_dir) / "checkpoints"
     name = f"step_{step:06d}"
     remove_stale_temps(root)
     with atomic_dir(root / name) as tmp:
-        policy.save(tmp / "model")
-        torch.save(learner.state_dict(), tmp / "learner.pt")
+        if weights is None:
+            policy.save(tmp / "model")
+        else:
+            policy.save(tmp / "model", state_dict=weights)
+        torch.save(learner.state_dict() if learner_state is None else learner_state, tmp / "learner.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step, **state}, indent=1), encoding="utf-8")
     atomic_write_text(root / "latest", name)
     old = sorted(p for p in root.glob("step_*") if p.is_dir())
@@ -51,9 +57,11 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return path
 
 
-def load_checkpoint(path: Path, policy, learner) -> dict[str, Any]:
-    """Load weights and optimizer state in place; return the saved trainer state (with ``step``)."""
+def load_checkpoint(path: Path, policy, learner, weights: bool = True) -> dict[str, Any]:
+    """Load weights (unless ``weights`` is False: loaded before a sharded learner was built) and optimizer
+    state in place; return the saved trainer state (with ``step``)."""
     remove_stale_temps(Path(path).parent)
-    policy.load_weights(path / "model")
+    if weights:
+        policy.load_weights(path / "model")
     learner.load_state_dict(torch.load(path / "learner.pt", map_location=policy.device, weights_only=True))
     return json.loads((path / "state.json").read_text(encoding="utf-8"))

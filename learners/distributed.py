@@ -1,36 +1,57 @@
-"""Data parallel over turn samples: the few collectives a multi-process learner needs.
+"""Data parallel over turn samples, through Accelerate.
 
-Launch any entry point with ``torchrun`` or ``accelerate launch`` (or ``sdar-gym train
---launcher ... --num-processes N``); each process then:
+Launch any entry point with ``accelerate launch --config_file configs/accelerate/<ddp|fsdp|zero3>.yaml``
+or ``torchrun`` (or ``sdar-gym train --launcher ... --num-processes N``). The learner's scoring module
+(:class:`learners.policy_model.ResponseScorer`) and optimizer go through ``Accelerator.prepare``, so
+DDP, FSDP or DeepSpeed ZeRO-3 come from the launch's accelerate config; this module adds no sharding
+or gradient sync of its own. Each process then:
 - rolls out its share of the step's task groups (so advantages stay within whole groups);
 - computes the reference and teacher log-probs of its own turn samples;
 - backpropagates its samples' losses, each weighted by (its tokens / the *global* token count,
-  all-reduced), so the summed gradients are exactly the token-mean over the global batch;
-- sums the gradients over processes before clipping and the optimizer step, which therefore
-  keeps every replica's weights identical (what DDP does, written out).
+  all-reduced) × the number of processes: the engines average gradients over processes, so the
+  result is exactly the token-mean over the global batch.
 
-One process (no process group) makes every call below the identity, so the update loop in
-:mod:`learners.base` reads the same with or without it.
+One process (no launcher) runs the same code: ``prepare`` leaves the module unwrapped and every
+collective is the identity.
 """
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
 import subprocess
 import sys
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import torch
-import torch.distributed as dist
 from torch import nn
 
 from sdar_gym.core import ConfigError, SdarGymError
 
 
-@dataclass(frozen=True)
 class DataParallel:
-    rank: int = 0
-    world_size: int = 1
+    """One process's view of the data-parallel group: an ``accelerate.Accelerator`` plus the
+    collectives the update loop needs."""
+
+    def __init__(self) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs, DistributedType
+
+        requested = [k for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED") if os.environ.get(k, "").lower() == "true"]
+        if "ACCELERATE_USE_DEEPSPEED" in requested and importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError("ACCELERATE_USE_DEEPSPEED is set, but the deepspeed package is not installed (pip install deepspeed)")
+        # buffers (rotary tables) are constants: no broadcast in each forward, whose count differs between processes
+        self.accelerator = Accelerator(cpu=not torch.cuda.is_available(), kwargs_handlers=[DistributedDataParallelKwargs(broadcast_buffers=False)])
+        kind = self.accelerator.distributed_type
+        if requested and kind not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
+            # Accelerate runs FSDP and DeepSpeed on accelerators only; on CPUs it would silently replicate
+            raise ConfigError(f"{requested[0]} is set, but Accelerate shards with FSDP or DeepSpeed only on GPUs and this launch is "
+                              f"{kind.value}; launch with configs/accelerate/ddp.yaml on CPUs")
+        self.sharded = kind in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+        """Whether each process holds only a shard of the weights (FSDP, ZeRO-3)."""
+        self.deepspeed = kind == DistributedType.DEEPSPEED
+        self.rank = self.accelerator.process_index
+        self.world_size = self.accelerator.num_processes
 
     @property
     def active(self) -> bool:
@@ -38,63 +59,104 @@ class DataParallel:
 
     def sum(self, value: float) -> float:
         """``value`` summed over processes (float64, so token counts stay exact)."""
-        if not self.active:
-            return value
-        t = torch.tensor([value], dtype=torch.float64, device=_device())
-        dist.all_reduce(t)
-        return float(t.item())
+        return self._reduce(value, "sum")
 
     def max(self, value: float) -> float:
         """The largest ``value`` over processes (so every process runs the same number of steps)."""
+        return self._reduce(value, "max")
+
+    def _reduce(self, value: float, op: str) -> float:
         if not self.active:
             return value
-        t = torch.tensor([value], dtype=torch.float64, device=_device())
-        dist.all_reduce(t, op=dist.ReduceOp.MAX)
-        return float(t.item())
+        t = torch.tensor([value], dtype=torch.float64, device=self.accelerator.device)
+        if op == "max":
+            return float(self.accelerator.gather(t).max().item())
+        return float(self.accelerator.reduce(t, "sum").item())
 
-    def sync_gradients(self, params: Iterable[nn.Parameter]) -> None:
-        """Sum each gradient over processes (a process without samples contributes zeros)."""
-        if not self.active:
+    def prepare(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> tuple[nn.Module, torch.optim.Optimizer]:
+        """Wrap ``module`` and ``optimizer`` with the launch's engine (DDP, FSDP, DeepSpeed; none in one process),
+        in one ``prepare`` call (FSDP and DeepSpeed rebuild the optimizer over their own parameters). The
+        policy stays on the device it was loaded on."""
+        if self.deepspeed:  # the scorer reads the output head's weight itself: ZeRO-3 must gather it in its forward
+            import deepspeed
+
+            for p in module.external_parameters():
+                deepspeed.zero.register_external_parameter(module, p)
+        return tuple(self.accelerator.prepare(module, optimizer, device_placement=[False, False]))
+
+    def backward(self, loss: torch.Tensor, module: nn.Module, sync: bool) -> None:
+        """Accumulate ``loss``'s gradients; ``sync`` on the last micro-batch of an optimizer step
+        starts the engine's gradient all-reduce (every process must call it as often)."""
+        if self.deepspeed:
+            module.set_gradient_accumulation_boundary(sync)  # DeepSpeed steps its own optimizer at the boundary
+        context = contextlib.nullcontext() if sync else self.accelerator.no_sync(module)
+        with context:
+            self.accelerator.backward(loss)
+
+    def clip_grad_norm_(self, module: nn.Module, max_norm: float) -> float:
+        """Clip the (synced) gradients to ``max_norm``; returns their norm before clipping."""
+        if self.deepspeed:  # DeepSpeed clips inside its step (the config's gradient_clipping)
+            return float(module.get_global_grad_norm() or 0.0)
+        return float(self.accelerator.clip_grad_norm_(list(module.parameters()), max_norm))
+
+    @contextlib.contextmanager
+    def full_weights(self, module: nn.Module) -> Iterator[None]:
+        """Every process holds the full weights inside (generation, weight sync); a no-op unless sharded."""
+        if not self.sharded:
+            yield
+        elif self.deepspeed:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(module.parameters())):
+                yield
+        elif self.accelerator.is_fsdp2:
+            raise ConfigError("generation needs the full weights; set fsdp_version: 1 in the accelerate config (FSDP1 gathers them)")
+        else:
+            from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+            with FSDP.summon_full_params(module, writeback=False):
+                yield
+
+    def _full(self):
+        from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+        # copies to host memory from GPUs (torch's offload of CPU tensors crashes, and they are on the host already)
+        return StateDictOptions(full_state_dict=True, cpu_offload=self.accelerator.device.type != "cpu")
+
+    def full_state_dict(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """The module's full state dict, gathered from the shards (every process must call this)."""
+        if self.deepspeed:
+            return self.accelerator.get_state_dict(module)
+        from torch.distributed.checkpoint.state_dict import get_model_state_dict
+
+        return get_model_state_dict(module, options=self._full())
+
+    def optimizer_state(self, module: nn.Module, optimizer: torch.optim.Optimizer) -> dict:
+        """The optimizer's full state (gathered from the shards when sharded)."""
+        if not self.sharded:
+            return optimizer.state_dict()
+        if self.deepspeed:
+            raise ConfigError("checkpoints of a DeepSpeed ZeRO-3 learner are not written yet; use configs/accelerate/fsdp.yaml")
+        from torch.distributed.checkpoint.state_dict import get_optimizer_state_dict
+
+        return get_optimizer_state_dict(module, optimizer, options=self._full())
+
+    def load_optimizer_state(self, module: nn.Module, optimizer: torch.optim.Optimizer, state: dict) -> None:
+        if not self.sharded:
+            optimizer.load_state_dict(state)
             return
-        for p in params:
-            if p.grad is None:
-                p.grad = torch.zeros_like(p)
-            dist.all_reduce(p.grad)
+        from torch.distributed.checkpoint.state_dict import set_optimizer_state_dict
 
-    def broadcast_parameters(self, module: nn.Module) -> None:
-        """Rank 0's weights everywhere (e.g. randomly initialized LoRA adapters)."""
-        if self.active:
-            for t in list(module.parameters()) + list(module.buffers()):
-                dist.broadcast(t.data, src=0)
+        set_optimizer_state_dict(module, optimizer, state, options=self._full())
 
     def barrier(self) -> None:
-        if self.active:
-            dist.barrier()
+        self.accelerator.wait_for_everyone()
 
 
 def current() -> DataParallel:
-    """The process group's rank and size, or a single process when there is none."""
-    if dist.is_available() and dist.is_initialized():
-        return DataParallel(dist.get_rank(), dist.get_world_size())
+    """This process's data-parallel group, from the environment ``accelerate launch`` / ``torchrun``
+    set (``RANK``, ``WORLD_SIZE``, ``ACCELERATE_USE_FSDP``...): NCCL on GPUs, gloo on CPUs."""
     return DataParallel()
-
-
-def init_from_env() -> DataParallel:
-    """Join the process group that ``torchrun`` / ``accelerate launch`` describe in the environment
-    (``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR``...): NCCL on GPUs, gloo on CPUs."""
-    sharded = [k for k in ("ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED") if os.environ.get(k, "").lower() == "true"]
-    if sharded:
-        raise ConfigError(f"{sharded[0]} is set, but the learner replicates the model on every process (DDP-style) and does not shard it "
-                          "with FSDP or DeepSpeed ZeRO yet; launch with configs/accelerate/ddp.yaml (or LoRA to fit a large model)")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
-        if torch.cuda.is_available():
-            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    return current()
-
-
-def _device() -> torch.device:
-    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 LAUNCHED = "SDAR_GYM_LAUNCHED"

@@ -74,6 +74,8 @@ class PolicyModel:
         self.device = next(model.parameters()).device
         self._reference = reference
         self._is_lora = config.lora_rank > 0
+        self.scorer: nn.Module = ResponseScorer(model, config.logprob_chunk)
+        """What the learner trains: the model behind a log-prob forward (the data-parallel engine wraps this)."""
 
     # construction -------------------------------------------------------------------------
     @classmethod
@@ -118,10 +120,6 @@ class PolicyModel:
         return cls(model, tokenizer, config, reference)
 
     # log-probs ----------------------------------------------------------------------------
-    def _backbone(self, model: nn.Module) -> tuple[nn.Module, nn.Linear]:
-        base = model.get_base_model() if hasattr(model, "get_base_model") else model
-        return base.get_decoder(), base.get_output_embeddings()
-
     def response_logprobs(
         self,
         prompts: Sequence[Sequence[int]],
@@ -132,13 +130,12 @@ class PolicyModel:
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-probs of each response token given its prompt, flattened in order ``[sum |r|]``.
 
-        One forward pass of the right-padded batch through the transformer body; logits are formed
-        only at the positions that predict response tokens, ``logprob_chunk`` at a time. Grad mode
-        is the caller's (wrap in ``torch.no_grad()`` for old/teacher/reference log-probs).
+        One forward pass of the right-padded batch through :attr:`scorer` (the policy, wrapped by the
+        data-parallel engine when there is one) or through ``model`` (e.g. the frozen reference).
+        Grad mode is the caller's (wrap in ``torch.no_grad()`` for old/teacher/reference log-probs).
         """
         if len(prompts) != len(responses):
             raise ValueError(f"{len(prompts)} prompts for {len(responses)} responses")
-        decoder, head = self._backbone(model if model is not None else self.model)
         seqs = [list(p) + list(r) for p, r in zip(prompts, responses)]
         width = max(len(s) for s in seqs)
         pad = self.tokenizer.pad_token_id or 0
@@ -153,17 +150,10 @@ class PolicyModel:
             rows += [i] * len(r)
             cols += range(len(p) - 1, len(p) + len(r) - 1)
             targets += list(r)
-        hidden = decoder(input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device)).last_hidden_state
-        picked = hidden[torch.tensor(rows, device=self.device), torch.tensor(cols, device=self.device)]
-        return chunked_token_logprobs(
-            picked,
-            head.weight,
-            torch.tensor(targets, device=self.device, dtype=torch.long),
-            bias=head.bias,
-            chunk_size=self.config.logprob_chunk,
-            temperature=temperature,
-            with_entropy=with_entropy,
-        )
+        scorer = self.scorer if model is None or model is self.model else ResponseScorer(model, self.config.logprob_chunk)
+        dev = self.device
+        return scorer(input_ids.to(dev), attention.to(dev), torch.tensor(rows, device=dev), torch.tensor(cols, device=dev),
+                      torch.tensor(targets, device=dev, dtype=torch.long), with_entropy=with_entropy, temperature=temperature)
 
     @contextlib.contextmanager
     def reference(self) -> Iterator[nn.Module]:
@@ -186,9 +176,12 @@ class PolicyModel:
     def trainable_parameters(self) -> list[nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def save(self, folder: str | os.PathLike) -> None:
-        """Write weights (adapters only with LoRA) and tokenizer into ``folder`` (safetensors)."""
-        self.model.save_pretrained(folder)
+    def save(self, folder: str | os.PathLike, state_dict: dict[str, torch.Tensor] | None = None) -> None:
+        """Write weights (adapters only with LoRA) and tokenizer into ``folder`` (safetensors); ``state_dict``:
+        the full weights of :attr:`scorer` gathered from a sharded learner."""
+        if state_dict is not None:
+            state_dict = {k.removeprefix("model."): v for k, v in state_dict.items()}
+        self.model.save_pretrained(folder, state_dict=state_dict)
         self.tokenizer.save_pretrained(folder)
 
     def load_weights(self, folder: str | os.PathLike) -> None:
@@ -211,3 +204,29 @@ class PolicyModel:
         missing = [m for m in missing if "lm_head" not in m]  # tied heads are not saved separately
         if missing or unexpected:
             raise DataError(f"checkpoint {str(folder)!r} does not match the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
+
+
+class ResponseScorer(nn.Module):
+    """Log-probs of response tokens as a module's ``forward``, so that DDP/FSDP/DeepSpeed wrapping it
+    see every pass (gradient hooks, gathering sharded weights). Logits are formed only at the positions
+    that predict response tokens, ``chunk`` at a time (bounds the ``[chunk, vocab]`` tensor)."""
+
+    def __init__(self, model: nn.Module, chunk: int) -> None:
+        super().__init__()
+        self.model = model
+        self.chunk = chunk
+        self._no_split_modules = getattr(self._base(), "_no_split_modules", None)  # FSDP's auto-wrap units (the decoder layers)
+
+    def _base(self) -> nn.Module:
+        return self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+
+    def external_parameters(self) -> list[nn.Parameter]:
+        """Parameters :meth:`forward` reads directly rather than through their module's forward."""
+        return list(self._base().get_output_embeddings().parameters())
+
+    def forward(self, input_ids, attention_mask, rows, cols, targets, with_entropy: bool = False, temperature: float = 1.0):
+        base = self._base()
+        head = base.get_output_embeddings()
+        hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return chunked_token_logprobs(hidden[rows, cols], head.weight, targets, bias=head.bias, chunk_size=self.chunk,
+                                      temperature=temperature, with_entropy=with_entropy)

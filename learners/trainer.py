@@ -219,7 +219,7 @@ class Trainer:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
         self.cfg = cfg
         self.env_kwargs = parse_env_kwargs(cfg.env_kwargs)
-        self.dp = distributed.init_from_env()
+        self.dp = distributed.current()
         if cfg.tasks_per_step % self.dp.world_size:
             raise ConfigError(f"tasks_per_step ({cfg.tasks_per_step}) must be a multiple of the {self.dp.world_size} processes (each rolls out whole groups)")
         if self.dp.rank > 0:
@@ -227,7 +227,14 @@ class Trainer:
         self.policy = policy or load_policy(cfg)
         if self.dp.rank == 0:
             self.dp.barrier()
-        self.dp.broadcast_parameters(self.policy.model)  # e.g. LoRA adapters initialized at random
+        self.run_dir = Path(cfg.output)
+        ckpt = latest_checkpoint(self.run_dir)
+        if cfg.resume and ckpt is None:
+            raise DataError(f"--resume: no checkpoint under {self.run_dir}/checkpoints")
+        if not cfg.resume and ckpt is not None:
+            raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --output")
+        if cfg.resume:
+            self.policy.load_weights(ckpt / "model")  # before the learner's engine shards the weights
         needs_skills = entry.learner_cls.uses_teacher or entry.learner_cls.student_skills
         self.skills = skills if skills is not None or not needs_skills else load_skills(cfg, needs_skills, self.policy.tokenizer)
         # the learner recomputes log-probs at the rollout's temperature unless told otherwise: ratio 1 at step 0
@@ -237,14 +244,8 @@ class Trainer:
         self.step = 0
         self.best_success = 0.0
         """Best rollout success of a step so far (a drop to 0 after it is reported loudly)."""
-        self.run_dir = Path(cfg.output)
         if cfg.resume:
-            ckpt = latest_checkpoint(self.run_dir)
-            if ckpt is None:
-                raise DataError(f"--resume: no checkpoint under {self.run_dir}/checkpoints")
-            self.step = int(load_checkpoint(ckpt, self.policy, self.learner)["step"])
-        elif latest_checkpoint(self.run_dir) is not None:
-            raise ConfigError(f"{self.run_dir} already holds a run; pass --resume to continue it or choose another --output")
+            self.step = int(load_checkpoint(ckpt, self.policy, self.learner, weights=False)["step"])
         self.generator = make_generator(cfg.generator, self.policy, cfg.generator_args, run_dir=self.run_dir, max_batch_size=max(1, cfg.num_envs))
         if self.step > 0:
             self.sync_generator()  # a resumed run's engine starts from the base weights
@@ -252,8 +253,9 @@ class Trainer:
     def sync_generator(self) -> None:
         """The learner's new weights into the generator (WeightSyncError stops training: no stale rollouts).
         Servers shared by every rank are synced once, by rank 0."""
-        if self.dp.rank == 0 or not getattr(self.generator, "shared", False):
-            self.generator.sync_weights(self.policy)
+        with self.dp.full_weights(self.policy.scorer):
+            if self.dp.rank == 0 or not getattr(self.generator, "shared", False):
+                self.generator.sync_weights(self.policy)
         self.dp.barrier()
 
     def _student_skills(self):
@@ -293,9 +295,14 @@ class Trainer:
                     if main:
                         log.log(self.step, last)
                     progress.update(bar, completed=self.step, status=f"success {success:.2f}  reward {last.get('rollout/all/reward', 0):.2f}  step {last.get('perf/step_s', 0):.0f}s")
-                    if (self.step % cfg.save_every == 0 or self.step == cfg.steps) and main:
-                        save_checkpoint(self.run_dir, self.step, self.policy, self.learner, {"config": _jsonable(asdict(cfg))})
-                    self.dp.barrier()  # replicas are identical: rank 0's checkpoint is everyone's
+                    if self.step % cfg.save_every == 0 or self.step == cfg.steps:
+                        # every process joins the gathers of a sharded learner; rank 0 writes the checkpoint of all
+                        weights = self.dp.full_state_dict(self.policy.scorer) if self.dp.sharded else None
+                        learner_state = self.learner.state_dict()
+                        if main:
+                            save_checkpoint(self.run_dir, self.step, self.policy, self.learner, {"config": _jsonable(asdict(cfg))},
+                                            weights=weights, learner_state=learner_state)
+                    self.dp.barrier()
         finally:
             asyncio.run(pool.aclose())
             self.generator.close()
@@ -313,7 +320,8 @@ class Trainer:
         t0 = time.perf_counter()
         tasks = step_tasks(self.tasks, cfg.tasks_per_step, cfg.seed, step)[self.dp.rank :: self.dp.world_size]  # this rank's groups
         seed = cfg.seed * 7919 + step + 104_729 * self.dp.rank
-        episodes = rollout(self.policy, pool, tasks, cfg, seed=seed, group_size=cfg.group_size, skills=self._student_skills(), agent=self.agent, generator=self.generator)
+        with self.dp.full_weights(self.policy.scorer):  # a sharded learner gathers the weights to generate
+            episodes = rollout(self.policy, pool, tasks, cfg, seed=seed, group_size=cfg.group_size, skills=self._student_skills(), agent=self.agent, generator=self.generator)
         t_roll = time.perf_counter() - t0
         metrics = episode_metrics(episodes, prefix="rollout")
         self.generator.prepare_update()

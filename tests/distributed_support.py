@@ -45,26 +45,66 @@ def batch(vocab: int, groups: int = 4, group_size: int = 2) -> list[Episode]:
     return episodes
 
 
-def updated_parameters(learner_name: str, rank: int = 0, world_size: int = 1, lora_rank: int = 0) -> dict[str, torch.Tensor]:
+def updated_parameters(learner_name: str, rank: int = 0, world_size: int = 1, lora_rank: int = 0, groups: int = 4,
+                       **learner_args: str) -> dict[str, torch.Tensor]:
     """Parameters after one update on the batch; rank r of W takes the groups r, r+W, ..."""
     torch.set_num_threads(1)
     tokenizer = train_tokenizer(TEXTS, vocab_size=300)
     model = make_tiny_model(tokenizer, TinyConfig(hidden_size=32, num_layers=1, intermediate_size=64))
     torch.manual_seed(1)  # LoRA adapters' initialization (identical on every rank)
     policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="tiny", device="cpu", dtype="fp32", lora_rank=lora_rank))
+    names = [k for k, v in policy.model.named_parameters() if v.requires_grad]  # before an engine wraps them
     skills = SkillContext(FixedLibrary()) if learner_name == "sdar" else None
-    learner = make_learner(learner_name, policy, skills, {"lr": 1e-2, "micro_batch_size": 3, "entropy_coef": 0.01, "kl_coef": 0.1})
-    episodes = [e for i, e in enumerate(batch(len(tokenizer))) if int(e.group_id[1:]) % world_size == rank]
+    learner = make_learner(learner_name, policy, skills, {"lr": 1e-2, "micro_batch_size": 3, "entropy_coef": 0.01, "kl_coef": 0.1, **learner_args})
+    episodes = [e for i, e in enumerate(batch(len(tokenizer), groups)) if int(e.group_id[1:]) % world_size == rank]
     learner.update(episodes)
-    return {k: v.detach().clone() for k, v in policy.model.named_parameters() if v.requires_grad}
+    if learner.dp.sharded:  # every rank joins the gather of the full weights, and the generation with them
+        full = {k.removeprefix("model."): v for k, v in learner.dp.full_state_dict(policy.scorer).items()}
+        with learner.dp.full_weights(policy.scorer):
+            full["generated"] = policy.model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=4, do_sample=False)
+        learner.load_state_dict(learner.state_dict())  # the optimizer state gathered from the shards and scattered back (collectives)
+        return {k: full[k].detach().clone() for k in [*names, "generated"]}
+    return {k: v.detach().clone() for k, v in policy.model.named_parameters() if k in names}
 
 
-def rank_main(rank: int, world_size: int, port: int, learner_name: str, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    dist.init_process_group("gloo", rank=rank, world_size=world_size)
+def generated(params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Greedy tokens of the tiny model holding ``params`` (what a sharded rank generated, unsharded)."""
+    tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+    model = make_tiny_model(tokenizer, TinyConfig(hidden_size=32, num_layers=1, intermediate_size=64))
+    model.load_state_dict(params, strict=False)
+    return model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=4, do_sample=False)
+
+
+def fsdp_on_cpu():
+    """A DataParallel under Accelerate's FSDP1 preparation on CPUs. Accelerate enables FSDP only on
+    GPUs, though torch's FSDP1 runs on gloo: the test sets the state Accelerate would set on GPUs."""
+    from accelerate.state import PartialState
+    from accelerate.utils import DistributedType, FullyShardedDataParallelPlugin
+
+    from learners import distributed
+
+    dp = distributed.DataParallel()
+    state = dp.accelerator.state
+    state.fsdp_plugin = FullyShardedDataParallelPlugin(fsdp_version=1, auto_wrap_policy="transformer_based_wrap", use_orig_params=True,
+                                                        sync_module_states=False, state_dict_type="FULL_STATE_DICT")
+    for shared in (state.__dict__, PartialState._shared_state):  # AcceleratorState copies PartialState's on each construction
+        shared.update(distributed_type=DistributedType.FSDP, device=torch.device("cpu"))
+    dp.sharded = True
+    return dp
+
+
+def rank_main(rank: int, world_size: int, port: int, learner_name: str, out: str, groups: int = 4, learner_args: dict | None = None,
+              fsdp: bool = False) -> None:
+    """Rank 0's updated parameters go to ``out``, the other ranks' to ``out.<rank>``."""
+    if fsdp:
+        from learners import distributed
+
+        distributed.current = fsdp_on_cpu
+    # what torchrun / accelerate launch set: the learner's Accelerator joins the gloo group from it
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
     try:
-        params = updated_parameters(learner_name, rank, world_size)
-        if rank == 0:
-            torch.save(params, out)
+        params = updated_parameters(learner_name, rank, world_size, groups=groups, **(learner_args or {}))
+        torch.save(params, out if rank == 0 else f"{out}.{rank}")
     finally:
-        dist.destroy_process_group()
+        if dist.is_initialized():
+            dist.destroy_process_group()

@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 mp = pytest.importorskip("torch.multiprocessing")
 
-from distributed_support import rank_main, updated_parameters  # noqa: E402
+from distributed_support import generated, rank_main, updated_parameters  # noqa: E402
 
 from learners.distributed import DataParallel, current  # noqa: E402
 
@@ -32,20 +32,51 @@ def test_two_processes_update_like_one(learner, tmp_path) -> None:
         torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
 
 
+@pytest.mark.parametrize("learner", ["grpo", "sdar"])
+def test_fsdp_two_processes_update_like_one(learner, tmp_path) -> None:
+    """The same under Accelerate's FSDP preparation (sharded weights, gradients and AdamW state); the
+    full weights gathered afterwards generate what the one-process model generates."""
+    out = tmp_path / "rank0.pt"
+    mp.start_processes(rank_main, args=(2, free_port(), learner, str(out), 4, None, True), nprocs=2, start_method="spawn", join=True)
+    two = torch.load(out, weights_only=True)
+    one = updated_parameters(learner)
+    assert torch.equal(two.pop("generated"), generated(one))
+    assert two.keys() == one.keys() and one
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_ranks_with_unequal_shares_stay_in_step(tmp_path) -> None:
+    """3 groups over 2 ranks with 3 samples per optimizer step: rank 1 has no samples for the second
+    step and must still join its gradient sync (else both hang); the replicas stay identical."""
+    out = tmp_path / "rank0.pt"
+    mp.start_processes(rank_main, args=(2, free_port(), "grpo", str(out), 3, {"ppo_mini_batch_size": "3"}), nprocs=2, start_method="spawn", join=True)
+    zero, one = torch.load(out, weights_only=True), torch.load(f"{out}.1", weights_only=True)
+    start = updated_parameters("grpo", groups=3, lr="0")
+    assert zero.keys() == one.keys() == start.keys()
+    for name in zero:
+        torch.testing.assert_close(zero[name], one[name], atol=0, rtol=0)
+    assert any(not torch.equal(zero[n], start[n]) for n in zero)  # an update happened
+
+
 def test_one_process_is_the_identity() -> None:
+    from learners.policy_model import ResponseScorer
+
     dp = current()
-    assert dp == DataParallel(0, 1) and not dp.active
-    assert dp.sum(3.0) == 3.0
-    p = torch.nn.Parameter(torch.ones(2))
-    dp.sync_gradients([p])
-    assert p.grad is None
+    assert (dp.rank, dp.world_size, dp.active, dp.sharded) == (0, 1, False, False)
+    assert dp.sum(3.0) == 3.0 and dp.max(2.0) == 2.0
+    module = ResponseScorer(torch.nn.Linear(2, 2), chunk=4)
+    wrapped, _ = dp.prepare(module, torch.optim.SGD(module.parameters(), lr=0.1))
+    assert wrapped is module  # no engine in one process: the policy's own module
 
 
 @pytest.mark.parametrize("flag", ["ACCELERATE_USE_FSDP", "ACCELERATE_USE_DEEPSPEED"])
-def test_sharding_launch_configs_are_refused_not_ignored(flag, monkeypatch) -> None:
-    from learners.distributed import init_from_env
+def test_sharding_on_cpus_is_refused_not_ignored(flag, monkeypatch) -> None:
+    """Accelerate shards only on accelerators; on CPUs it would silently replicate the model."""
+    if torch.cuda.is_available():
+        pytest.skip("a GPU machine can shard")
     from sdar_gym.core import ConfigError
 
     monkeypatch.setenv(flag, "true")
-    with pytest.raises(ConfigError, match=f"{flag} is set.*does not shard"):
-        init_from_env()
+    with pytest.raises(ConfigError, match=f"{flag} is set, but (Accelerate shards .* only on GPUs|the deepspeed package is not installed)"):
+        DataParallel()

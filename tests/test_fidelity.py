@@ -104,6 +104,7 @@ class StubPolicy:
 
     def __init__(self):
         self.param = torch.nn.Parameter(torch.zeros(1))
+        self.scorer = torch.nn.Module()  # what the learner hands to the data-parallel engine
 
     def trainable_parameters(self):
         return [self.param]
