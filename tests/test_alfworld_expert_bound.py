@@ -43,7 +43,7 @@ def stuck_planner(monkeypatch):
     release.set()
     for t in threads:
         if t is not threading.current_thread():
-            t.join(10)
+            t.join(120)
     for planner in calls:
         assert planner._env is None, "a late planner was not closed when its search ended"
 
@@ -84,11 +84,11 @@ def test_a_real_game_whose_planner_is_stuck_is_won_within_the_bound(stuck_planne
     env.close()
 
 
-def test_fallback_search_gives_up_at_its_deadline(games):
+def test_fallback_search_stops_at_its_deadline(games):
     env = ALFWorldEnv(data_dir=games, split="train")
     env.reset(options={"task_id": env.task_ids[0]})
     engine = env.unwrapped._engine
-    assert engine._search_plan(time.monotonic() - 1) == []  # no plan rather than an unbounded wait
+    assert engine._search_plan(time.monotonic() - 1) == []  # nothing searched: no step rather than a wait
     plan = engine._search_plan(time.monotonic() + 30)
     for command in plan:
         _, _, won, _, _ = env.step(command)

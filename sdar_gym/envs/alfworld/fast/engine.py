@@ -174,7 +174,7 @@ class FastEngine:
     planner_timeout_s: float = 3.0
     """How long ``plan()`` waits for TextWorld's planner (loading it included) before its fallback."""
     plan_bound_s: float = 5.0
-    """What one ``plan()`` may take in all: the fallback search stops (with no plan) at this bound."""
+    """What one ``plan()`` may take in all: the fallback search stops at this bound (with a partial plan)."""
 
     def __init__(self, cache_dir: Path | None | object = _USE_DEFAULT) -> None:
         """``cache_dir``: where compiled games are kept on disk (default ``$SDAR_GYM_HOME/cache/alfworld-fast``;
@@ -375,11 +375,10 @@ class FastEngine:
 
     def _search_plan(self, deadline: float) -> list[str]:
         """The fallback: :func:`search.search` on this game's task, replayed on a copy of the engine
-        to turn operators into commands and to check that it wins ([] when it runs out of time)."""
+        to turn operators into commands and to check that it wins. Out of time, it gives the steps
+        to the most promising state found (the env plans again when they are used up)."""
         g = self._game
-        ops = search.search(g.ops, g.relaxed, self._values, [tuple(p) for p in g.c.goal], g.successor, deadline)
-        if ops is None:
-            return []
+        ops, complete = search.search(g.ops, g.relaxed, self._values, [tuple(p) for p in g.c.goal], g.successor, deadline)
         replay = FastEngine(self.cache_dir)
         replay._game = g
         replay.reset()
@@ -392,7 +391,7 @@ class FastEngine:
                 return []
             commands.append(command)
             replay.step(command)
-        return commands if replay._won() else []
+        return commands if replay._won() or not complete else []
 
     def close(self) -> None:
         """Release the planner (a TextWorld env and its copy of Fast Downward's library) and the game."""

@@ -124,8 +124,10 @@ def ff(task: RelaxedTask, values: list[int], goal: list[int], ops: list) -> tupl
 
 def search(
     ops: list, task: RelaxedTask, values: list[int], goal: list[tuple[int, int]], successor, deadline: float
-) -> list[int] | None:
-    """Operators from ``values`` to a state where ``goal`` holds, or None when the deadline passes first.
+) -> tuple[list[int], bool]:
+    """Operators from ``values`` to a state where ``goal`` holds, and True; when the deadline passes
+    first, the operators to the most promising state seen (lowest heuristic value), and False: a
+    step towards the goal that the caller can take before searching again.
 
     ``successor(values, op)`` returns the next state (axioms evaluated); ``ops`` are the fast
     engine's ``(action, args, pre, effects)``. Lazy: a node is evaluated when expanded, and its
@@ -137,9 +139,18 @@ def search(
     tie = itertools.count()
     open_: list = [(0, 0, next(tie), start, None, -1)]
     closed: set[tuple] = set()
+    best: tuple[float, tuple] = (_INF, start)
+
+    def path(state: tuple) -> list[int]:
+        plan = []
+        while parents[state] is not None:
+            state, op = parents[state]
+            plan.append(op)
+        return plan[::-1]
+
     while open_:
         if time.monotonic() > deadline:
-            return None
+            return path(best[1]), False
         _, _, _, parent, state, op = heapq.heappop(open_)
         if op >= 0:
             state = tuple(successor(list(parent), op))
@@ -152,14 +163,12 @@ def search(
             continue
         closed.add(state)
         if all(state[v] == x for v, x in goal):
-            plan = []
-            while parents[state] is not None:
-                state, op = parents[state]
-                plan.append(op)
-            return plan[::-1]
+            return path(state), True
         h, preferred = ff(task, list(state), goal_facts, ops)
         if h == _INF:
             continue
+        if h < best[0]:
+            best = (h, state)
         preferred_set = set(preferred)
         seen = set()
         for i, (action, args, pre, _) in enumerate(ops):
@@ -168,4 +177,4 @@ def search(
                 continue
             seen.add(key)  # the engine drops operators whose grounded name repeats
             heapq.heappush(open_, (h, i not in preferred_set, next(tie), state, None, i))
-    return None
+    return [], False  # no winning plan exists from here
