@@ -9,14 +9,17 @@ Command texts that depend only on static facts are rendered once per game.
 """
 from __future__ import annotations
 
+import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 from sdar_gym.core import DataError
 from sdar_gym.envs.alfworld.protocol import NOTHING_HAPPENS, EngineState
 from sdar_gym.envs.alfworld.textworld_engine import TextWorldEngine
+from sdar_gym.envs.alfworld.fast import search
 from sdar_gym.envs.alfworld.fast.compile import CompiledGame, default_cache_dir, load_compiled
 from sdar_gym.envs.alfworld.fast.text import Entity, Facts, Grammar, compile_expression, demangle_names
 
@@ -85,6 +88,30 @@ class _Game:
         for expression in _expressions([c.templates, c.feedback, c.rules]):
             compile_expression(expression)  # a game with a forbidden expression fails at load, not mid-episode
 
+    @cached_property
+    def relaxed(self) -> search.RelaxedTask:
+        """The relaxed task the fallback planner's heuristic reads (built on first use)."""
+        return search.relaxed_task(self.ops, [a for layer in self.layers for a in self.axioms_by_layer[layer]],
+                                   self.c.init, self.derived)
+
+    def successor(self, values: list[int], op: int) -> list[int]:
+        """The state after ``op`` (applicable in ``values``), derived variables evaluated as in ``FastEngine``."""
+        values = list(values)
+        fired = [(var, val) for var, val, conds in self.ops[op][3] if all(values[v] == x for v, x in conds)]
+        for var, val in fired:
+            values[var] = val
+        for var in self.derived:
+            values[var] = self.c.init[var]
+        for layer in self.layers:
+            changed = True
+            while changed:
+                changed = False
+                for conds, var, val in self.axioms_by_layer[layer]:
+                    if values[var] != val and all(values[v] == x for v, x in conds):
+                        values[var] = val
+                        changed = True
+        return values
+
     def _typed(self, atom):
         if atom is None:
             return None
@@ -140,8 +167,14 @@ class FastEngine:
     """Plays ALFWorld games like :class:`TextWorldEngine`, about two orders of magnitude faster.
 
     ``plan()`` asks TextWorld's planner: a TextWorld engine is created on first use and brought to
-    the current state by replaying the commands that changed it.
+    the current state by replaying the commands that changed it. When that planner is late, a
+    bounded search on this engine's own task answers instead (see :meth:`plan`).
     """
+
+    planner_timeout_s: float = 3.0
+    """How long ``plan()`` waits for TextWorld's planner (loading it included) before its fallback."""
+    plan_bound_s: float = 5.0
+    """What one ``plan()`` may take in all: the fallback search stops at this bound (with a partial plan)."""
 
     def __init__(self, cache_dir: Path | None | object = _USE_DEFAULT) -> None:
         """``cache_dir``: where compiled games are kept on disk (default ``$SDAR_GYM_HOME/cache/alfworld-fast``;
@@ -152,6 +185,8 @@ class FastEngine:
         self._planner_synced: int | None = None
         self._commands: dict[str, int] | None = None
         """Admissible command text → operator, for the current state (None before the first reset)."""
+        self._late: threading.Thread | None = None
+        """A planner thread that missed ``planner_timeout_s`` and is still searching."""
 
     def load(self, game_file: Path, compiled: CompiledGame | None = None) -> None:
         """``compiled``: the game already compiled (the generator compiles each candidate once)."""
@@ -287,19 +322,85 @@ class FastEngine:
         return self._observe(feedback)
 
     def plan(self) -> list[str]:
-        if self._game is None:
+        """A winning plan from the current state, within ``plan_bound_s`` seconds.
+
+        TextWorld's planner is asked first, in a worker thread, for up to ``planner_timeout_s``.
+        Its search is a C call that cannot be stopped: when it is late, the thread keeps that
+        planner (and its library copy) and closes it when the search ends, and this game is
+        planned by :mod:`.search` on the fast engine until then; no second planner is started
+        while one is still running, so an engine leaves at most one such thread behind.
+        """
+        if self._game is None or self._commands is None:
             raise RuntimeError("call load() and reset() before plan()")
-        if self._planner is None:
-            planner = TextWorldEngine()
-            planner.load(self._game.game_file)
-            self._planner = planner
-        if self._planner_synced is None:
-            self._planner.reset()
-            self._planner_synced = 0
-        for command in self._history[self._planner_synced:]:
-            self._planner.step(command)
-        self._planner_synced = len(self._history)
-        return self._planner.plan()
+        deadline = time.monotonic() + self.plan_bound_s
+        if self._late is None or not self._late.is_alive():
+            self._late = None
+            plan = self._ask_planner()
+            if plan is not None:
+                return plan
+        return self._search_plan(deadline)
+
+    def _ask_planner(self) -> list[str] | None:
+        """TextWorld's plan, or None when it did not come within ``planner_timeout_s``."""
+        game_file, history = self._game.game_file, list(self._history)
+        planner, synced = self._planner, self._planner_synced
+        out: dict = {}
+        lock, done = threading.Lock(), threading.Event()
+
+        def job() -> None:
+            nonlocal planner
+            try:
+                if planner is None:
+                    planner = TextWorldEngine()
+                    planner.load(game_file)
+                start = synced
+                if start is None:
+                    planner.reset()
+                    start = 0
+                for command in history[start:]:
+                    planner.step(command)
+                out["plan"] = planner.plan()
+            except BaseException as e:  # handed to the caller, or dropped with a late planner
+                out["error"] = e
+            with lock:
+                done.set()
+                late = out.get("late", False)
+            if late and planner is not None:
+                planner.close()  # its library copy goes back to the pool
+
+        thread = threading.Thread(target=job, name="alfworld-planner", daemon=True)
+        thread.start()
+        done.wait(self.planner_timeout_s)
+        with lock:
+            if not done.is_set():
+                out["late"] = True
+                self._planner = self._planner_synced = None  # the thread owns it now
+                self._late = thread
+                return None
+        self._planner, self._planner_synced = planner, len(history)
+        if "error" in out:
+            raise out["error"]
+        return out["plan"]
+
+    def _search_plan(self, deadline: float) -> list[str]:
+        """The fallback: :func:`search.search` on this game's task, replayed on a copy of the engine
+        to turn operators into commands and to check that it wins. Out of time, it gives the steps
+        to the most promising state found (the env plans again when they are used up)."""
+        g = self._game
+        ops, complete = search.search(g.ops, g.relaxed, self._values, [tuple(p) for p in g.c.goal], g.successor, deadline)
+        replay = FastEngine(self.cache_dir)
+        replay._game = g
+        replay.reset()
+        for command in self._history:
+            replay.step(command)
+        commands = []
+        for op in ops:
+            command = replay._command(op)
+            if replay._commands.get(command) is None:
+                return []
+            commands.append(command)
+            replay.step(command)
+        return commands if replay._won() or not complete else []
 
     def close(self) -> None:
         """Release the planner (a TextWorld env and its copy of Fast Downward's library) and the game."""
@@ -307,3 +408,4 @@ class FastEngine:
             self._planner.close()
         self._planner = self._game = self._commands = None
         self._planner_synced = None
+        self._late = None
