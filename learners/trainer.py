@@ -50,7 +50,7 @@ class TrainArgs:
     """Hugging Face id or local folder; omitted, the built-in tiny policy is used (built on first use)."""
     preset: str = "auto"
     """Per-env defaults (``sdar_gym.presets``; docs/presets.md): paper (the released code's values), none
-    (sdar-gym's own), cpu (the CPU preset of ``learners.cpu_preset`` over paper), or auto: cpu for the built-in
+    (sdar-gym's own), cpu (the CPU preset of ``learners.settings`` over paper), or auto: cpu for the built-in
     tiny policy on a machine without a GPU, else paper. Every value can be overridden by its own option or by
     --learner-args."""
     advantage: str = "grpo"
@@ -185,11 +185,11 @@ def rollout(policy: PolicyModel, pool, tasks: list[Any], cfg: TrainArgs, seed: i
 
 
 def resolve_cpu_preset(cfg: TrainArgs, announce: bool = True) -> TrainArgs:
-    """With ``--preset auto`` (the default), the CPU preset (learners.cpu_preset) fills the options left
+    """With ``--preset auto`` (the default), the CPU preset (learners.settings) fills the options left
     unset for the built-in tiny policy on a machine without a GPU; otherwise ``auto`` is the paper preset."""
     import torch
 
-    from learners.cpu_preset import apply_cpu_preset, wants_cpu_preset
+    from learners.settings import apply_cpu_preset, wants_cpu_preset
 
     if not wants_cpu_preset(cfg, torch.cuda.is_available()):
         return cfg

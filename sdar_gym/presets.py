@@ -117,7 +117,7 @@ PAPER_SEARCH_QA: dict[str, Setting] = _env(
 PRESET_NAMES = ("none", "paper", "auto", "cpu")
 """``paper``: the env's released values (its ``EnvSpec.paper_preset``) over BASE; ``none``: BASE alone.
 ``cpu`` and ``auto`` resolve here as ``paper``: the trainer first fills the options the CPU preset sets
-(``learners.cpu_preset``; ``auto`` picks it for the built-in tiny policy without a GPU)."""
+(``learners.settings``; ``auto`` picks it for the built-in tiny policy without a GPU)."""
 
 TRAINER_KEYS = ("steps", "tasks_per_step", "group_size", "max_turns", "max_new_tokens")
 LEARNER_KEYS = (

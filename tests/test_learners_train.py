@@ -309,7 +309,7 @@ def test_success_collapse_is_reported_loudly(tiny_model, tmp_path, capsys):
 def test_cpu_preset_fills_defaults_for_the_tiny_policy_without_gpu(capsys, monkeypatch):
     from dataclasses import replace
 
-    from learners.cpu_preset import CPU_PRESET
+    from learners.settings import CPU_PRESET
     from learners.trainer import resolve_cpu_preset as resolve_preset
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
