@@ -299,7 +299,14 @@ def test_workers_die_with_a_killed_run(tmp_path):
     script.write_text(_KILLED_RUN)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     run = subprocess.Popen([sys.executable, str(script), str(tmp_path / "out")], stdout=subprocess.PIPE, text=True, env=env)
-    workers = [int(run.stdout.readline()) for _ in range(2)]
+    workers = []
+    while len(workers) < 2:  # the two workers' pids; anything else a worker prints is not a pid
+        line = run.stdout.readline()
+        if not line:
+            break
+        if line.strip().isdigit():
+            workers.append(int(line))
+    assert len(workers) == 2, f"the two workers did not report their pids (got {workers})"
     run.send_signal(signal.SIGKILL)
     run.wait()
     deadline = time.monotonic() + 10
