@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from sdar_gym.core import DataError, sdar_gym_home
 from sdar_gym.io import atomic_dir, atomic_write_jsonl, read_jsonl
@@ -116,14 +117,26 @@ def ensure_tiny_policy(env: str, progress: bool = True, env_kwargs: dict[str, An
     return build_sft_policy(SFTArgs(env=env, output=folder, env_kwargs=dict(env_kwargs or {})), progress=progress)
 
 
+DEMO_CHUNK_PER_WORKER = 4
+"""Demonstration games per env process between two progress updates."""
+
+
 def expert_demonstrations(
-    env: str, games: int, env_kwargs: dict[str, Any], max_turns: int, seed: int = 0, tasks: list[Any] | None = None
+    env: str,
+    games: int,
+    env_kwargs: dict[str, Any],
+    max_turns: int,
+    seed: int = 0,
+    tasks: list[Any] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> list[tuple[list[dict[str, str]], str, str, str]]:
     """(chat messages, expert response text, task, task type) of each turn of won expert episodes.
 
     ``games`` tasks are drawn (seeded) from ``tasks`` (default: all of the env's tasks). The result
     is cached as JSONL under ``sdar_gym_home()/demos`` keyed by these arguments, because the
     ALFWorld planner is slow and benchmarks rebuild policies from the same demonstrations.
+    Games are played in one env process per CPU core, a chunk at a time, and ``on_progress(done,
+    total)`` is called after each chunk so that a first-use build never runs silently.
     """
     from sdar_gym.rollout import ExpertPolicy, collect, make_pool
 
@@ -134,9 +147,17 @@ def expert_demonstrations(
     if cache.exists():
         return [(r["messages"], r["response"], r["task"], r["task_type"]) for r in read_jsonl(cache)]
 
+    workers = max(1, min(len(chosen), os.cpu_count() or 1))
+    chunk = DEMO_CHUNK_PER_WORKER * workers
+
     async def run():
-        async with make_pool("inline", env, 1, env_kwargs) as pool:
-            return await collect(ExpertPolicy(env), pool, chosen, group_size=1, max_turns=max_turns, seed=seed)
+        episodes = []
+        async with make_pool("process" if workers > 1 else "inline", env, workers, env_kwargs) as pool:
+            for i in range(0, len(chosen), chunk):
+                episodes += await collect(ExpertPolicy(env), pool, chosen[i : i + chunk], group_size=1, max_turns=max_turns, seed=seed)
+                if on_progress is not None:
+                    on_progress(len(episodes), len(chosen))
+        return episodes
 
     episodes = asyncio.run(run())
     rows = [(t.messages, t.response_text, t.task, t.task_type) for e in episodes if e.won for t in e.turns if t.messages]
@@ -163,9 +184,12 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         tasks = [t for t in ids if types.get(t) not in args.skip_task_types]
     start = time.perf_counter()
     with StageProgress(progress) as bar:
-        stage = bar.add(f"1/3 expert demonstrations ({args.games} games)", total=None)
-        demos = expert_demonstrations(args.env, args.games, env_kwargs, args.max_turns, args.seed, tasks)
-        bar.update(stage, completed=1, total=1, status=f"{len(demos)} turns")
+        stage = bar.add(f"1/3 expert demonstrations ({args.games} games)", total=args.games)
+        demos = expert_demonstrations(
+            args.env, args.games, env_kwargs, args.max_turns, args.seed, tasks,
+            on_progress=lambda done, total: bar.update(stage, completed=done, total=total),
+        )
+        bar.update(stage, status=f"{len(demos)} turns")
 
         stage = bar.add("2/3 tokenizer and skill text", total=1)
         contexts = _skill_contexts(args, demos)

@@ -35,3 +35,18 @@ def test_stage_progress_draws_rich_bar_on_a_terminal():
     with StageProgress(True, stream=screen) as p:
         p.update(p.add("stage", total=2), advance=2, status="loss 0.5")
     assert "stage" in screen.getvalue() and "loss 0.5" in screen.getvalue() and "[stage]" not in screen.getvalue()
+
+
+def test_expert_demonstrations_report_progress_while_they_play(tmp_path, monkeypatch):
+    """The first-use build's demonstration stage (minutes) used to report nothing until it ended."""
+    from learners import sft
+    from sdar_gym.envs.alfworld import generator as gen
+
+    monkeypatch.setenv("SDAR_GYM_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sft, "DEMO_CHUNK_PER_WORKER", 1)
+    gen.generate_games(tmp_path, "train", 3, seed=0, progress=False)
+    calls: list[tuple[int, int]] = []
+    rows = sft.expert_demonstrations("alfworld", 3, sft.demo_env_kwargs("alfworld", {"data_dir": str(tmp_path)}), 30,
+                                     on_progress=lambda done, total: calls.append((done, total)))
+    assert rows and calls[-1] == (3, 3) and len(calls) >= 2
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
