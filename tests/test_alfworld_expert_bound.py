@@ -70,8 +70,9 @@ def test_expert_answers_within_the_bound_and_wins_when_the_planner_is_stuck(game
         won, worst = _play_timed(env, task_id)
         assert won, f"{expert} lost {task_id} on the fallback planner"
         assert worst < FastEngine.plan_bound_s + SLACK_S, f"{task_id}: one expert call took {worst:.1f}s"
-    # one stuck planner per game at most: while it runs, the game is planned by the fallback
-    assert len(stuck_planner) <= len(env.task_ids)
+    # one stuck planner per process: while it runs, every game is planned by the fallback. (A new
+    # planner per game used to queue behind the late ones; they piled up, each holding its memory.)
+    assert len(stuck_planner) == 1
     env.close()
 
 

@@ -163,6 +163,15 @@ def _is_static(symbols: list, dynamic: set[str]) -> bool:
     return True
 
 
+_LATE_PLANNERS: list[threading.Thread] = []
+"""Planner threads of this process that missed ``FastEngine.planner_timeout_s`` (see ``FastEngine.plan``)."""
+
+
+def _late_planner_running() -> bool:
+    _LATE_PLANNERS[:] = [t for t in _LATE_PLANNERS if t.is_alive()]
+    return bool(_LATE_PLANNERS)
+
+
 class FastEngine:
     """Plays ALFWorld games like :class:`TextWorldEngine`, about two orders of magnitude faster.
 
@@ -185,8 +194,6 @@ class FastEngine:
         self._planner_synced: int | None = None
         self._commands: dict[str, int] | None = None
         """Admissible command text → operator, for the current state (None before the first reset)."""
-        self._late: threading.Thread | None = None
-        """A planner thread that missed ``planner_timeout_s`` and is still searching."""
 
     def load(self, game_file: Path, compiled: CompiledGame | None = None) -> None:
         """``compiled``: the game already compiled (the generator compiles each candidate once)."""
@@ -326,15 +333,15 @@ class FastEngine:
 
         TextWorld's planner is asked first, in a worker thread, for up to ``planner_timeout_s``.
         Its search is a C call that cannot be stopped: when it is late, the thread keeps that
-        planner (and its library copy) and closes it when the search ends, and this game is
-        planned by :mod:`.search` on the fast engine until then; no second planner is started
-        while one is still running, so an engine leaves at most one such thread behind.
+        planner (and its library copy) and closes it when the search ends. Until then every
+        engine of the process plans by :mod:`.search`: TextWorld's calls are serialized process-wide,
+        so a new planner would only queue behind the late one (and, game after game, late planners
+        piled up, each holding its memory). So a process has at most one such thread.
         """
         if self._game is None or self._commands is None:
             raise RuntimeError("call load() and reset() before plan()")
         deadline = time.monotonic() + self.plan_bound_s
-        if self._late is None or not self._late.is_alive():
-            self._late = None
+        if not _late_planner_running():
             plan = self._ask_planner()
             if plan is not None:
                 return plan
@@ -375,7 +382,7 @@ class FastEngine:
             if not done.is_set():
                 out["late"] = True
                 self._planner = self._planner_synced = None  # the thread owns it now
-                self._late = thread
+                _LATE_PLANNERS.append(thread)
                 return None
         self._planner, self._planner_synced = planner, len(history)
         if "error" in out:
@@ -408,4 +415,3 @@ class FastEngine:
             self._planner.close()
         self._planner = self._game = self._commands = None
         self._planner_synced = None
-        self._late = None
