@@ -126,3 +126,24 @@ def test_expert_wins_a_fixed_sample_of_real_games(alfworld_real_dir):
             _, _, terminated, truncated, info = env.step(env.unwrapped.expert_action() or "look")
         wins += info["won"]
     assert wins >= 0.95 * len(sample), f"expert won {wins}/{len(sample)}"
+
+
+def test_env_workers_do_not_inherit_the_alfworld_data_folder_that_importing_alfworld_sets():
+    """`import alfworld` writes $ALFWORLD_DATA (its empty cache folder) into the environment; process-pool
+    workers inherited it, took it for the user's choice, and failed to find the generated default set."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import os\n"
+        "from sdar_gym.envs.alfworld import generator\n"
+        "generator.library()\n"  # the generator's own alfworld imports
+        "from sdar_gym.envs.alfworld.experts import _holders\n"
+        "_holders()\n"
+        "print(os.environ.get('ALFWORLD_DATA'))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ALFWORLD_DATA"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "None"

@@ -5,8 +5,10 @@ The rules are ALFWorld's own (``AlfredTWEnv.collect_game_files``): skip trials w
 """
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +60,21 @@ so that loading the split warns, and the same generator command completes the se
 _ALFWORLD_DATA_AT_IMPORT = os.environ.get("ALFWORLD_DATA")
 _ALFWORLD_OWN_DEFAULT = os.path.expanduser("~/.cache/alfworld")
 """``import alfworld`` sets ``$ALFWORLD_DATA`` to this when it is unset (alfworld/info.py)."""
+
+
+def _import_alfworld_and_restore_environ() -> None:
+    """Import ``alfworld.info`` first, and take back the ``$ALFWORLD_DATA`` it writes when unset.
+
+    Env worker processes inherit the environment: they read that injected value as the user's own
+    and looked for games in ALFWorld's empty cache folder instead of the generated default set."""
+    if "alfworld.info" in sys.modules:
+        return
+    importlib.import_module("alfworld.info")
+    if _ALFWORLD_DATA_AT_IMPORT is None:
+        os.environ.pop("ALFWORLD_DATA", None)
+
+
+_import_alfworld_and_restore_environ()
 
 
 def default_data_dir() -> Path | None:
