@@ -93,13 +93,16 @@ def column_counts(env: str, episodes: list[Episode], row: dict[str, float]) -> d
     return {col: by_type.get(long_name.get(col, col), len(done)) for col in row}
 
 
-def evaluate(policy, env: str, env_kwargs: dict, tasks: list, max_turns: int, batch_size: int, sampling: SamplingParams, seed: int, pool_kind: str = "inline", agent=None) -> list[Episode]:
-    """Play each task once with ``policy`` (a PolicyModel); episode i samples from seed (seed, i)."""
+def evaluate(policy, env: str, env_kwargs: dict, tasks: list, max_turns: int, batch_size: int, sampling: SamplingParams, seed: int, pool_kind: str = "inline", agent=None,
+             generator=None) -> list[Episode]:
+    """Play each task once with ``policy`` (a PolicyModel), sampled by ``generator`` (default: its HF
+    generator); episode i samples from seed (seed, i)."""
     from sdar_gym.rollout import collect, make_pool
 
     async def run():
         async with make_pool(pool_kind, env, batch_size, env_kwargs) as pool:
-            return await collect(policy.as_policy(max_batch_size=batch_size), pool, tasks, group_size=1, max_turns=max_turns, sampling=sampling, seed=seed, agent=agent)
+            sampler = generator or policy.as_policy(max_batch_size=batch_size)
+            return await collect(sampler, pool, tasks, group_size=1, max_turns=max_turns, sampling=sampling, seed=seed, agent=agent)
 
     return asyncio.run(run())
 

@@ -12,6 +12,7 @@ from learners.run_log import read_metrics
 from sdar_gym.core import DataError
 
 CURVES: dict[str, tuple[str, str]] = {
+    "held_out_success": ("eval/success", "held-out success (validation)"),
     "success": ("rollout/all/success", "success rate"),
     "reward": ("rollout/all/reward", "episode return (shaped)"),
     "gate_mean": ("sdar/gate_mean", "SDAR gate mean"),

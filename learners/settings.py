@@ -80,6 +80,9 @@ CPU_PRESET: dict[str, Any] = {
     "skills_embedder": "hashing",
     "skills_budget_chars": 800,
     "learner_args": {"lr": "1e-4", "mini_batches": "4"},
+    "eval_every": 10,
+    "eval_tasks": 50,  # every game of the default set's generated valid_seen split
+    "eval_temperature": 0.0,
 }
 """TrainArgs values of the CPU preset. ``learner_args`` entries are merged under the user's own."""
 

@@ -108,6 +108,17 @@ class TrainArgs:
     """Torch device (auto: cuda when available)."""
     save_every: int = 10
     """Checkpoint every this many steps (and at the end)."""
+    eval_every: int | None = None
+    """Validate every this many steps, before the first step and after the last: held-out success, logged as
+    ``eval/success``; 0: never; None: the preset's (paper: 5, the released trainer.test_freq)."""
+    eval_tasks: int | None = None
+    """Held-out tasks per validation, a fixed sample stratified by task type, each played once; None: the
+    preset's (paper: 128, the released val_data_size)."""
+    eval_temperature: float | None = None
+    """Sampling temperature of validation (0: greedy); None: the preset's."""
+    eval_env_kwargs: dict[str, str] = field(default_factory=dict)
+    """Env arguments of the held-out tasks, over --env-kwargs (default: the env spec's held-out split, e.g.
+    ALFWorld's valid_seen)."""
     threads: int = 0
     """Torch CPU threads (0: torch's default; 1 is often faster on a busy shared CPU)."""
     tensorboard: bool = True
@@ -241,14 +252,63 @@ class Trainer:
         learner_args = {"temperature": str(cfg.temperature), **cfg.learner_args}
         self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, learner_args)
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
+        self.eval_env_kwargs, self.eval_tasks = self._held_out()
         self.step = 0
         self.best_success = 0.0
         """Best rollout success of a step so far (a drop to 0 after it is reported loudly)."""
+        self.best_eval = 0.0
+        """Best held-out success so far (likewise)."""
         if cfg.resume:
             self.step = int(load_checkpoint(ckpt, self.policy, self.learner, weights=False)["step"])
         self.generator = make_generator(cfg.generator, self.policy, cfg.generator_args, run_dir=self.run_dir, max_batch_size=max(1, cfg.num_envs))
         if self.step > 0:
             self.sync_generator()  # a resumed run's engine starts from the base weights
+
+    def _held_out(self) -> tuple[dict[str, Any], list[Any]]:
+        """Validation's env arguments and tasks: a fixed sample, stratified by task type, of the held-out split."""
+        from learners.evaluate import stratified_sample
+        from sdar_gym.registration import env_entry
+
+        cfg = self.cfg
+        if cfg.eval_every < 1:
+            return {}, []
+        kwargs = {**self.env_kwargs, **env_entry(cfg.env).eval_env_kwargs, **parse_env_kwargs(cfg.eval_env_kwargs)}
+        try:
+            ids, types = task_list(cfg.env, kwargs)
+        except (ConfigError, DataError) as e:
+            raise ConfigError(f"validation has no held-out tasks ({e}); name them with --eval-env-kwargs, or pass --eval-every 0") from None
+        return kwargs, stratified_sample(ids, types, cfg.eval_tasks, seed=0)
+
+    def validate(self) -> dict[str, float]:
+        """Held-out success of the current policy (rank 0 plays, the others wait): each validation task once, at
+        ``eval_temperature``, episode i sampling from a seed fixed by i, as ``sdar-gym eval`` plays them."""
+        from learners.evaluate import evaluate
+
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        episodes: list[Episode] = []
+        sampling = SamplingParams(max_new_tokens=cfg.max_new_tokens, temperature=cfg.eval_temperature)
+        with self.dp.full_weights(self.policy.scorer):
+            if self.dp.rank == 0:
+                episodes = evaluate(self.policy, cfg.env, self.eval_env_kwargs, self.eval_tasks, cfg.max_turns, cfg.num_envs, sampling,
+                                    seed=EVAL_SEED, agent=self.agent, generator=self.generator)
+        self.dp.barrier()
+        played = [e for e in episodes if not e.failed]
+        if not played:
+            return {}
+        return {"eval/success": sum(e.won for e in played) / len(played), "eval/episodes": float(len(played)), "perf/eval_s": time.perf_counter() - t0}
+
+    def _report_validation(self, step: int, metrics: dict[str, float], say) -> None:
+        """One line per validation; a collapse to zero after a success is reported loudly."""
+        success = metrics.get("eval/success")
+        if success is None:
+            return
+        if success == 0.0 and self.best_eval > 0.0:
+            metrics["warn/eval_success_collapsed"] = 1.0
+            print(f"WARNING: step {step}: held-out success collapsed to 0 on all {metrics['eval/episodes']:.0f} validation tasks "
+                  f"(best so far: {self.best_eval:.3f})", file=sys.stderr, flush=True)
+        self.best_eval = max(self.best_eval, success)
+        say(f"step {step}: held-out success {success:.3f} ({metrics['eval/episodes']:.0f} tasks, {metrics['perf/eval_s']:.0f}s)")
 
     def sync_generator(self) -> None:
         """The learner's new weights into the generator (WeightSyncError stops training: no stale rollouts).
@@ -280,6 +340,11 @@ class Trainer:
         try:
             with StageProgress(cfg.progress and main, every_s=0.0) as progress:
                 bar = progress.add(f"{cfg.learner} on {cfg.env}", total=cfg.steps, completed=self.step)
+                if self.step == 0 and self.eval_tasks:  # the warm start's held-out success, the run's baseline
+                    first = self.validate()
+                    self._report_validation(0, first, progress.line)
+                    if main and first:
+                        log.log(0, first)
                 while self.step < cfg.steps:
                     try:
                         last = self.train_step(pool)
@@ -292,6 +357,9 @@ class Trainer:
                         last["warn/success_collapsed"] = 1.0
                         print(f"WARNING: step {self.step}: success collapsed to 0 on every rollout of the step (best step so far: {self.best_success:.2f})", file=sys.stderr, flush=True)
                     self.best_success = max(self.best_success, success)
+                    if self.eval_tasks and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
+                        last.update(self.validate())
+                        self._report_validation(self.step, last, progress.line)
                     if main:
                         log.log(self.step, last)
                     progress.update(bar, completed=self.step, status=f"success {success:.2f}  reward {last.get('rollout/all/reward', 0):.2f}  step {last.get('perf/step_s', 0):.0f}s")
@@ -308,6 +376,10 @@ class Trainer:
             self.generator.close()
             if main:
                 log.close()
+        if main and cfg.progress:
+            summary = validation_summary(self.run_dir)
+            if summary:
+                print(summary, flush=True)
         return last
 
     def train_step(self, pool) -> dict[str, float]:
@@ -349,6 +421,23 @@ class Trainer:
             metrics["perf/peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
         self.step = step
         return metrics
+
+
+EVAL_SEED = 12345
+"""Sampling seed of validation episodes: the same for every validation and every run, so that they compare."""
+
+
+def validation_summary(run_dir: Path) -> str | None:
+    """The run's last line: held-out success at the warm start (step 0) and at the last validation."""
+    from learners.run_log import read_metrics
+
+    points = [(r["step"], r["eval/success"], r.get("eval/episodes")) for r in read_metrics(run_dir) if r.get("eval/success") is not None]
+    if not points:
+        return None
+    (s0, first, n), (s1, final, _) = points[0], points[-1]
+    verdict = "above" if final > first else "not above"
+    return (f"held-out success: {first:.3f} at step {s0} (warm start) -> {final:.3f} at step {s1}, {100 * (final - first):+.1f} points, "
+            f"{verdict} the warm start ({n:.0f} validation tasks)")
 
 
 def _jsonable(obj: Any) -> Any:

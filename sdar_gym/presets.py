@@ -37,6 +37,8 @@ BASE: dict[str, Setting] = {
     "max_turns": _s(50, "sdar-gym"),
     "max_new_tokens": _s(256, "sdar-gym"),
     "eval_temperature": _s(0.0, "sdar-gym"),
+    "eval_every": _s(10, "sdar-gym"),
+    "eval_tasks": _s(64, "sdar-gym"),
     # learner
     "lr": _s(1e-6, "sdar-gym"),
     "weight_decay": _s(0.0, "sdar-gym"),
@@ -66,6 +68,8 @@ _COMMON: dict[str, Setting] = {
     "kl_type": _s("low_var_kl", "actor.kl_loss_type=low_var_kl: " + SDAR),
     "entropy_coef": _s(0.001, YAML + " actor.entropy_coeff"),
     "lr_warmup_ratio": _s(0.0, YAML + " actor.optim.lr_warmup_steps_ratio"),
+    "eval_every": _s(5, "trainer.test_freq=5, trainer.val_before_train=True: " + SDAR),
+    "eval_tasks": _s(128, "val_data_size=128 (data.val_batch_size): " + SDAR),
 }
 
 
@@ -112,6 +116,8 @@ PAPER_SEARCH_QA: dict[str, Setting] = _env(
     max_prompt_length=_s(4096, "data.max_prompt_length=4096: " + SDAR),
     lr_warmup_ratio=_s(0.1, "actor.optim.lr_warmup_steps_ratio=0.1: " + SDAR),
     eval_temperature=_s(0.0, "no val_kwargs in " + SDAR + ", so " + YAML + " val_kwargs: temperature 0, do_sample False (greedy)"),
+    eval_every=_s(150, "trainer.test_freq=150 (val_before_train=False there; sdar-gym also validates before the first step): " + SDAR),
+    eval_tasks=_s(512, "val_data_size=512: " + SDAR),
 )
 
 PRESET_NAMES = ("none", "paper", "auto", "cpu")
@@ -119,7 +125,7 @@ PRESET_NAMES = ("none", "paper", "auto", "cpu")
 ``cpu`` and ``auto`` resolve here as ``paper``: the trainer first fills the options the CPU preset sets
 (``learners.settings``; ``auto`` picks it for the built-in tiny policy without a GPU)."""
 
-TRAINER_KEYS = ("steps", "tasks_per_step", "group_size", "max_turns", "max_new_tokens")
+TRAINER_KEYS = ("steps", "tasks_per_step", "group_size", "max_turns", "max_new_tokens", "eval_every", "eval_tasks", "eval_temperature")
 LEARNER_KEYS = (
     "lr", "weight_decay", "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "max_grad_norm", "kl_coef",
     "entropy_coef", "ppo_mini_batch_size", "max_prompt_length",

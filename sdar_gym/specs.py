@@ -102,6 +102,8 @@ class EnvSpec:
     """Env arguments the SFT warm start's expert demonstrations use unless ``--env-kwargs`` overrides them."""
     paper_preset: Mapping[str, presets.Setting] = field(default_factory=dict)
     """The released code's settings for this env (setting name -> value and source): ``--preset paper``."""
+    eval_env_kwargs: Mapping[str, Any] = field(default_factory=lambda: {"split": "test"})
+    """Env arguments (over the run's own) of the held-out tasks ``sdar-gym train`` validates on."""
 
     @property
     def skills_dir_name(self) -> str:
@@ -129,6 +131,8 @@ ENV_SPECS: dict[str, EnvSpec] = {
             # follow from the prompt.
             demo_env_kwargs={"engine": "fast", "split": "train", "expert": "explorer"},
             paper_preset=presets.PAPER_ALFWORLD,
+            # the released validation plays the seen split (eval_in_distribution: agent_system/environments/env_manager.py)
+            eval_env_kwargs={"split": "valid_seen"},
         ),
         EnvSpec(
             name="webshop",

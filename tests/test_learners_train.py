@@ -50,7 +50,7 @@ def train_args(env: str, model: str, output: Path, **over) -> TrainArgs:
     base = dict(
         env=env, model=model, steps=2, group_size=2, tasks_per_step=1, max_turns=2, max_new_tokens=6, num_envs=2,
         env_kwargs=env_kwargs(env), output=output, skills_embedder="hashing", progress=False, tensorboard=False,
-        save_every=1, learner_args={"lr": "1e-3"},
+        save_every=1, learner_args={"lr": "1e-3"}, eval_every=0,
     )
     base.update(over)
     return TrainArgs(**base)
@@ -58,10 +58,11 @@ def train_args(env: str, model: str, output: Path, **over) -> TrainArgs:
 
 @pytest.mark.parametrize("env", sorted(ENVS))
 def test_two_step_sdar_train_end_to_end(env, tiny_model, tmp_path):
-    args = train_args(env, tiny_model, tmp_path / "run", tensorboard=True)
+    args = train_args(env, tiny_model, tmp_path / "run", tensorboard=True, eval_every=1, eval_tasks=2)
     last = args.run()
     rows = read_metrics(tmp_path / "run")
-    assert [r["step"] for r in rows] == [1, 2]
+    assert [r["step"] for r in rows] == [0, 1, 2]  # step 0: the validation of the starting policy
+    assert all(0.0 <= r["eval/success"] <= 1.0 and r["eval/episodes"] == 2 for r in rows)
     for key in ("rollout/all/success", "rollout/all/reward", "sdar/gate_mean", "sdar/gate_active_ratio", "sdar/teacher_gap_mean",
                 "train/kl", "train/entropy", "train/clip_frac", "perf/step_s", "perf/update_tokens_per_s"):
         assert key in last, key
@@ -73,7 +74,7 @@ def test_two_step_sdar_train_end_to_end(env, tiny_model, tmp_path):
                    env_kwargs=env_kwargs(env), output=tmp_path / "eval.json").run()
     assert row and all(0.0 <= v <= 100.0 for v in row.values())
     pngs = PlotArgs(tmp_path / "run").run()
-    assert {p.name for p in pngs} == {"success.png", "reward.png", "gate_mean.png", "teacher_gap.png"}
+    assert {p.name for p in pngs} == {"held_out_success.png", "success.png", "reward.png", "gate_mean.png", "teacher_gap.png"}
 
 
 def test_resume_continues_from_the_same_state(tiny_model, tmp_path):
@@ -304,6 +305,27 @@ def test_success_collapse_is_reported_loudly(tiny_model, tmp_path, capsys):
     assert "WARNING: step 2: success collapsed to 0" in err and "step 3" not in err.split("WARNING")[1]
     rows = read_metrics(tmp_path / "c")
     assert [r.get("warn/success_collapsed") for r in rows] == [None, 1.0, None]
+
+
+def test_validation_runs_first_and_every_n_steps_and_the_last_line_compares_to_the_warm_start(tiny_model, tmp_path, capsys):
+    from learners.trainer import Trainer
+
+    trainer = Trainer(train_args("alfworld", tiny_model, tmp_path / "v", learner="grpo", steps=4, eval_every=3, progress=True))
+    assert trainer.eval_env_kwargs["split"] == "valid_seen" and len(trainer.eval_tasks) == trainer.cfg.eval_tasks
+    held_out = iter([0.25, 0.0, 0.5])
+    trainer.train_step = lambda pool: setattr(trainer, "step", trainer.step + 1) or {"rollout/all/success": 0.5}
+    trainer.validate = lambda: {"eval/success": next(held_out), "eval/episodes": 8.0, "perf/eval_s": 1.0}
+    trainer.train()
+    rows = read_metrics(tmp_path / "v")
+    assert [(r["step"], r.get("eval/success")) for r in rows] == [(0, 0.25), (1, None), (2, None), (3, 0.0), (4, 0.5)]
+    out, err = capsys.readouterr()
+    assert "WARNING: step 3: held-out success collapsed to 0" in err and rows[3]["warn/eval_success_collapsed"] == 1.0
+    assert out.strip().splitlines()[-1].startswith("held-out success: 0.250 at step 0 (warm start) -> 0.500 at step 4, +25.0 points, above")
+
+
+def test_validation_without_held_out_tasks_fails_clearly(tiny_model, tmp_path):
+    with pytest.raises(ConfigError, match="--eval-every 0"):
+        train_args("alfworld", tiny_model, tmp_path / "x", eval_every=5, eval_env_kwargs={"split": "no_such_split"}).run()
 
 
 def test_cpu_preset_fills_defaults_for_the_tiny_policy_without_gpu(capsys, monkeypatch):

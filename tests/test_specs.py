@@ -86,7 +86,7 @@ def test_train_one_step_on_an_env_added_by_one_spec(toy, tmp_path: Path, torch_o
     model.save_pretrained(tmp_path / "tiny")
     tokenizer.save_pretrained(tmp_path / "tiny")
     args = TrainArgs(learner="grpo", env="toy", model=str(tmp_path / "tiny"), steps=1, group_size=2, tasks_per_step=2, max_turns=2,
-                     max_new_tokens=4, num_envs=2, output=tmp_path / "run", progress=False, tensorboard=False, learner_args={"lr": "1e-3"})
+                     max_new_tokens=4, num_envs=2, output=tmp_path / "run", progress=False, tensorboard=False, learner_args={"lr": "1e-3"}, eval_every=0)
     trainer = Trainer(args)
     assert sorted(trainer.tasks) == ["toy-0", "toy-1"]
     metrics = trainer.train()

@@ -27,7 +27,7 @@ def args(model: str, output: Path, **over) -> list[str]:
     """Command-line arguments of a 2-step GRPO run on Search-QA."""
     base = ["train", "--learner", "grpo", "--env", "search-qa", "--model", model, "--steps", "2", "--group-size", "2", "--tasks-per-step", "2",
             "--max-turns", "2", "--max-new-tokens", "6", "--num-envs", "2", "--output", str(output), "--no-progress", "--no-tensorboard",
-            "--save-every", "1", "--learner-args", "lr", "1e-2", "kl_coef", "0", "--threads", "1"]
+            "--save-every", "1", "--learner-args", "lr", "1e-2", "kl_coef", "0", "--threads", "1", "--eval-every", "0"]
     for k, v in over.items():
         base += [f"--{k.replace('_', '-')}", *([v] if isinstance(v, str) else v)]
     return base
@@ -45,7 +45,7 @@ def test_openai_generator_trains_and_serves_the_new_weights(tiny_model, tmp_path
     with serve(served, tokenizer) as (url, _):
         cfg = TrainArgs(learner="grpo", env="search-qa", model=tiny_model, steps=2, group_size=2, tasks_per_step=1, max_turns=2, max_new_tokens=6,
                         num_envs=2, output=tmp_path / "run", progress=False, tensorboard=False, learner_args={"lr": "1e-2", "kl_coef": "0"},
-                        generator="openai", generator_args=GeneratorArgs(urls=[url]))
+                        generator="openai", generator_args=GeneratorArgs(urls=[url]), eval_every=1, eval_tasks=2)  # validation samples through the generator too
         last = cfg.run()
         assert last["perf/weight_sync_s"] > 0  # a full-weight sync went to the server after each update
         # the server now holds the trained weights: its greedy outputs are the trained policy's
@@ -101,7 +101,7 @@ def test_a_failed_weight_sync_stops_training(tiny_model, tmp_path, torch_one_thr
     with serve(make_tiny_model(tokenizer, TinyConfig(hidden_size=16, num_layers=1, num_heads=2, num_kv_heads=1)), tokenizer) as (url, _):
         cfg = TrainArgs(learner="grpo", env="search-qa", model=tiny_model, steps=2, group_size=2, tasks_per_step=1, max_turns=1, max_new_tokens=4,
                         num_envs=2, output=tmp_path / "run", progress=False, tensorboard=False, learner_args={"kl_coef": "0"},
-                        generator="openai", generator_args=GeneratorArgs(urls=[url]))
+                        generator="openai", generator_args=GeneratorArgs(urls=[url]), eval_every=0)
         with pytest.raises(WeightSyncError, match="answered 400.*stopping rather than roll out on stale weights"):
             cfg.run()
     assert read_metrics(tmp_path / "run") == []
