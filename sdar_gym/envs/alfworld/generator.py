@@ -70,7 +70,7 @@ GENERATOR_VERSION = 2
 
 DEFAULT_SIZES: dict[str, int] = {"train": 200, "valid_seen": 50, "valid_unseen": 50}
 """Games per split in the default set built on first use. Each game costs 0.64 CPU seconds (verified
-on the fast engine; 2.26 replayed in TextWorld), so 300 games take about 2 minutes on 2 idle cores;
+on the fast engine; 2.26 replayed in TextWorld), so 300 games take about 2 minutes on 2 idle cores (timed: 86 s);
 on the shared 2-core machine of the measurement (load average 9) 2 workers made 0.50 games/s,
 10 minutes (``benchmarks/results/alfworld_generator_speed.json``)."""
 
