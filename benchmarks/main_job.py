@@ -1,0 +1,109 @@
+"""The main job as a new user runs it, timed: ``sdar-gym train --learner sdar --env alfworld``, no other flag.
+
+In a fresh ``SDAR_GYM_HOME`` it builds the default game set and the built-in tiny policy (first use),
+then trains with the CPU preset, validating on held-out games. The log is read back for the time of
+each first-use stage (the progress lines), ``sft.json`` for the warm start's teacher − student gap,
+and the run's ``metrics.jsonl`` for step times, rollout success, SDAR's gate and held-out success.
+Writes ``benchmarks/results/main_job.json``.
+
+    python benchmarks/main_job.py                      # the whole job (about 2 hours on 2 cores)
+    python benchmarks/main_job.py --max-steps 10       # stop after the step-10 validation
+    python benchmarks/main_job.py --summarize RUN_DIR --home HOME --log LOG   # a run made by hand
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import tyro
+
+from benchmarks.common import write_result
+from learners.run_log import read_metrics
+
+STAGE = re.compile(r"^\[(?P<stage>[^\]]+)\] (?P<done>\d+)(?:/(?P<total>\d+))?.*?, (?P<elapsed>\d+)s elapsed")
+
+
+@dataclass
+class Args:
+    max_steps: int | None = None
+    """Stop the job once this many steps are logged (None: run it to the end)."""
+    summarize: Path | None = None
+    """Summarize this existing run folder instead of running the job (with --home and --log)."""
+    home: Path | None = None
+    """The SDAR_GYM_HOME of the summarized run (where its tiny policy's sft.json is)."""
+    log: Path | None = None
+    """The summarized run's log (stdout and stderr of sdar-gym train)."""
+
+
+def stage_seconds(log: Path) -> dict[str, float]:
+    """Last elapsed time printed by each progress stage of the log."""
+    seconds: dict[str, float] = {}
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        m = STAGE.match(line.strip())
+        if m:
+            seconds[m["stage"]] = float(m["elapsed"])
+    return seconds
+
+
+def summary(run_dir: Path, home: Path, log: Path, wall_s: float | None) -> dict:
+    rows = read_metrics(run_dir)
+    steps = [r for r in rows if r["step"] > 0 and "perf/step_s" in r]
+    evals = [{"step": r["step"], "success": r["eval/success"], "episodes": r["eval/episodes"], "seconds": r.get("perf/eval_s")}
+             for r in rows if r.get("eval/success") is not None]
+    sft = json.loads((home / "models" / "tiny-alfworld" / "sft.json").read_text())
+    mean = (lambda key: statistics.fmean(r[key] for r in steps if key in r) if any(key in r for r in steps) else None)
+    text = log.read_text(encoding="utf-8", errors="replace")
+    return {
+        "wall_s": wall_s,
+        "first_use_stages_s": stage_seconds(log),
+        "warm_start": {k: sft[k] for k in ("seconds", "demonstration_turns", "epochs", "final_loss", "held_out")},
+        "preset_line": next((line for line in text.splitlines() if line.startswith("CPU preset")), None),
+        "steps_logged": len(steps),
+        "step_s": {"mean": mean("perf/step_s"), "rollout_mean": mean("perf/rollout_s")},
+        "rollout_success": [round(r.get("rollout/all/success", 0.0), 4) for r in steps],
+        "sdar": {k: mean(k) for k in ("sdar/gate_mean", "sdar/gate_active_ratio", "sdar/teacher_gap_mean")},
+        "held_out": evals,
+        "last_line": text.strip().splitlines()[-1] if text.strip() else None,
+    }
+
+
+def run_job(max_steps: int | None) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        home, run_dir, log = Path(tmp) / "home", Path(tmp) / "run", Path(tmp) / "train.log"
+        env = {**os.environ, "SDAR_GYM_HOME": str(home)}
+        command = [sys.executable, "-m", "sdar_gym.cli", "train", "--learner", "sdar", "--env", "alfworld", "--output", str(run_dir)]
+        start = time.perf_counter()
+        with log.open("w") as out:
+            job = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
+            while job.poll() is None:
+                time.sleep(10)
+                done = [r for r in read_metrics(run_dir) if r["step"] > 0] if (run_dir / "metrics.jsonl").exists() else []
+                if max_steps is not None and len(done) >= max_steps:
+                    job.terminate()
+                    job.wait()
+        result = summary(run_dir, home, log, time.perf_counter() - start)
+        result["stopped_after_steps"] = max_steps
+        return result
+
+
+def main(args: Args) -> None:
+    if args.summarize is not None:
+        if args.home is None or args.log is None:
+            raise SystemExit("--summarize needs --home and --log")
+        result = summary(args.summarize, args.home, args.log, None)
+    else:
+        result = run_job(args.max_steps)
+    print(json.dumps(result, indent=1))
+    write_result("main_job", result)
+
+
+if __name__ == "__main__":
+    main(tyro.cli(Args))
