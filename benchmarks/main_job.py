@@ -23,10 +23,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import tyro
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import write_result
-from learners.run_log import read_metrics
+import tyro  # noqa: E402
+
+from benchmarks.common import write_result  # noqa: E402
+from learners.run_log import read_metrics  # noqa: E402
 
 STAGE = re.compile(r"^\[(?P<stage>[^\]]+)\] (?P<done>\d+)(?:/(?P<total>\d+))?.*?, (?P<elapsed>\d+)s elapsed")
 
