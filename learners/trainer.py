@@ -254,8 +254,8 @@ class Trainer:
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.eval_env_kwargs, self.eval_tasks = self._held_out()
         self.step = 0
-        self.best_success = 0.0
-        """Best rollout success of a step so far (a drop to 0 after it is reported loudly)."""
+        self.best_success = self.last_success = 0.0
+        """Best rollout success of a step so far, and the last step's (a drop to 0 is reported loudly, once)."""
         self.best_eval = 0.0
         """Best held-out success so far (likewise)."""
         if cfg.resume:
@@ -353,10 +353,10 @@ class Trainer:
                         kept = f"the last checkpoint ({saved.name}) is intact" if saved else "no checkpoint was written yet"
                         raise SdarGymError(f"step {self.step + 1}: {e}; nothing of this step was saved and {kept}") from None
                     success = last.get("rollout/all/success", 0.0)
-                    if success == 0.0 and self.best_success > 0.0:
+                    if success == 0.0 and self.last_success > 0.0:
                         last["warn/success_collapsed"] = 1.0
                         print(f"WARNING: step {self.step}: success collapsed to 0 on every rollout of the step (best step so far: {self.best_success:.2f})", file=sys.stderr, flush=True)
-                    self.best_success = max(self.best_success, success)
+                    self.best_success, self.last_success = max(self.best_success, success), success
                     if self.eval_tasks and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
                         last.update(self.validate())
                         self._report_validation(self.step, last, progress.line)
