@@ -43,6 +43,8 @@ class Args:
     """The SDAR_GYM_HOME of the summarized run (where its tiny policy's sft.json is)."""
     log: Path | None = None
     """The summarized run's log (stdout and stderr of sdar-gym train)."""
+    note: str = ""
+    """How the run was made, copied into the JSON as given."""
 
 
 def stage_seconds(log: Path) -> dict[str, float]:
@@ -103,6 +105,7 @@ def main(args: Args) -> None:
         result = summary(args.summarize, args.home, args.log, None)
     else:
         result = run_job(args.max_steps)
+    result["note"] = args.note
     print(json.dumps(result, indent=1))
     write_result("main_job", result)
 
