@@ -56,7 +56,8 @@ def test_openai_generator_trains_and_serves_the_new_weights(tiny_model, tmp_path
         got = asyncio.run(remote.generate(reqs))[0]
         want = asyncio.run(make_generator("hf", trained).generate(reqs))[0]
     assert got.response_ids == want.response_ids and got.logprobs == pytest.approx(want.logprobs, abs=1e-5)
-    assert [r["step"] for r in read_metrics(tmp_path / "run")] == [1, 2]
+    assert [r["step"] for r in read_metrics(tmp_path / "run")] == [0, 1, 2]  # step 0: the validation before the first step
+    assert all("eval/success" in r for r in read_metrics(tmp_path / "run"))  # validated through the served policy
 
 
 def run_cli(argv: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
