@@ -9,7 +9,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 mp = pytest.importorskip("torch.multiprocessing")
 
-from distributed_support import generated, rank_main, updated_parameters  # noqa: E402
+from distributed_support import deepspeed_on_cpu, generated, rank_main, updated_parameters  # noqa: E402,F401  (a fixture)
 
 from learners.distributed import DataParallel, current  # noqa: E402
 
@@ -80,3 +80,17 @@ def test_sharding_on_cpus_is_refused_not_ignored(flag, monkeypatch) -> None:
     monkeypatch.setenv(flag, "true")
     with pytest.raises(ConfigError, match=f"{flag} is set, but (Accelerate shards .* only on GPUs|the deepspeed package is not installed)"):
         DataParallel()
+
+
+@pytest.mark.parametrize("learner", ["grpo", "sdar"])
+def test_zero3_two_processes_update_like_one(learner, tmp_path, deepspeed_on_cpu) -> None:
+    """The same under Accelerate's DeepSpeed ZeRO-3 (CPU accelerator, gloo), with two micro-batches per
+    optimizer step: DeepSpeed must step once, at the boundary the learner marks."""
+    out = tmp_path / "rank0.pt"
+    mp.start_processes(rank_main, args=(2, free_port(), learner, str(out), 4, None, False, True), nprocs=2, start_method="spawn", join=True)
+    two = torch.load(out, weights_only=True)
+    one = updated_parameters(learner)
+    assert torch.equal(two.pop("generated"), generated(one))
+    assert two.keys() == one.keys() and one
+    for name in one:
+        torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
