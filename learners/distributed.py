@@ -65,6 +65,13 @@ class DataParallel:
             plugin = self.accelerator.state.deepspeed_plugin
             if plugin.zero_stage == 3 and not plugin.deepspeed_config["zero_optimization"].get("stage3_gather_16bit_weights_on_model_save"):
                 raise ConfigError("checkpoints of a ZeRO-3 learner hold the full weights: set zero3_save_16bit_model: true in the accelerate config")
+            if not plugin.zero3_init_flag:
+                # Accelerate hands its ZeRO config to transformers even with zero3_init_flag off, and every
+                # from_pretrained would then shard the model as it is built, a collective that each process must
+                # join in step; the learner loads whole models and prepare() shards the scorer
+                from transformers.integrations import unset_hf_deepspeed_config
+
+                unset_hf_deepspeed_config()
         self.rank = self.accelerator.process_index
         self.world_size = self.accelerator.num_processes
 

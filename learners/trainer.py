@@ -240,6 +240,7 @@ class Trainer:
         # the learner recomputes log-probs at the rollout's temperature unless told otherwise: ratio 1 at step 0
         learner_args = {"temperature": str(cfg.temperature), **cfg.learner_args}
         self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, learner_args)
+        self.dp = self.learner.dp  # the Accelerator that prepared the engine: DeepSpeed's checkpoints go through it
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.step = 0
         self.best_success = 0.0
