@@ -130,3 +130,18 @@ def rank_main(rank: int, world_size: int, port: int, learner_name: str, out: str
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def train_rank_main(rank: int, world_size: int, port: int, train_args: dict) -> None:
+    """One rank of ``TrainArgs(**train_args).run()`` under Accelerate's FSDP preparation on CPUs (as in
+    :func:`fsdp_on_cpu`): the trainer's rollout, gathers, checkpoints and resume with sharded weights."""
+    from learners import distributed
+    from learners.trainer import TrainArgs
+
+    distributed.current = fsdp_on_cpu
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    try:
+        TrainArgs(**train_args).run()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
