@@ -43,6 +43,11 @@ class DataParallel:
         if use_deepspeed and importlib.util.find_spec("deepspeed") is None:
             raise ConfigError("ACCELERATE_USE_DEEPSPEED is set, but the deepspeed package is not installed (pip install 'sdar-gym[deepspeed]')")
         gpu = torch.cuda.is_available()
+        if "ACCELERATE_USE_FSDP" in requested and not gpu:
+            # Accelerate enables FSDP for accelerators only (state.py lists no MULTI_CPU among them): on CPUs it would
+            # replicate the model silently, or stop deep inside its FSDP plugin (fsdp_sync_module_states)
+            raise ConfigError("ACCELERATE_USE_FSDP is set, but Accelerate shards with FSDP only on GPUs; "
+                              "launch with configs/accelerate/ddp.yaml or zero3.yaml on CPUs")
         # DeepSpeed runs on CPUs through its own CPU accelerator (gloo), in processes a launcher started; Accelerate
         # reaches it only from a launch not marked cpu, and needs the backend named, else it counts each process
         # a world of one
@@ -52,11 +57,10 @@ class DataParallel:
         self.accelerator = Accelerator(cpu=not gpu and not deepspeed_on_cpu, kwargs_handlers=handlers)
         kind = self.accelerator.distributed_type
         if requested and kind not in (DistributedType.FSDP, DistributedType.DEEPSPEED):
-            # on CPUs Accelerate would silently replicate: it enables FSDP for accelerators only (state.py lists no
-            # MULTI_CPU among them), and DeepSpeed for launched processes
-            engine, where = ("DeepSpeed", "on GPUs or in processes a launcher started") if use_deepspeed else ("FSDP", "on GPUs")
-            raise ConfigError(f"{requested[0]} is set, but Accelerate shards with {engine} only {where}, and this one is "
-                              f"{kind.value}; launch with configs/accelerate/ddp.yaml or zero3.yaml on CPUs")
+            # not silently replicated: on CPUs Accelerate enables DeepSpeed only in processes a launcher started
+            engine, where = ("DeepSpeed", " or in processes a launcher started") if use_deepspeed else ("FSDP", "")
+            raise ConfigError(f"{requested[0]} is set, but Accelerate shards with {engine} only on GPUs{where}, and this process is "
+                              f"{kind.value}; on CPUs launch with configs/accelerate/zero3.yaml or ddp.yaml")
         self.sharded = kind in (DistributedType.FSDP, DistributedType.DEEPSPEED)
         """Whether each process holds only a shard of the weights (FSDP, ZeRO-3)."""
         self.deepspeed = kind == DistributedType.DEEPSPEED

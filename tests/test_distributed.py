@@ -94,3 +94,16 @@ def test_zero3_two_processes_update_like_one(learner, tmp_path, deepspeed_on_cpu
     assert two.keys() == one.keys() and one
     for name in one:
         torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
+
+
+def test_the_fsdp_config_on_cpus_is_refused_clearly(monkeypatch) -> None:
+    """What `accelerate launch --config_file configs/accelerate/fsdp.yaml` sets in each process: on CPUs
+    Accelerate's FSDP plugin would stop deep inside with 'no available devices'."""
+    if torch.cuda.is_available():
+        pytest.skip("a GPU machine can shard")
+    from sdar_gym.core import ConfigError
+
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
+    monkeypatch.setenv("FSDP_SYNC_MODULE_STATES", "true")
+    with pytest.raises(ConfigError, match="ACCELERATE_USE_FSDP is set, but Accelerate shards with FSDP only on GPUs"):
+        DataParallel()
