@@ -180,7 +180,7 @@ class DataParallel:
     def load_optimizer_state(self, module: nn.Module, optimizer: torch.optim.Optimizer, state: dict | None) -> None:
         """Load what :meth:`optimizer_state` returned (nothing under DeepSpeed: :meth:`load_engine_state` did)."""
         if (state is None) != self.deepspeed:
-            written, now = ("DeepSpeed", "without it") if state is None else ("without DeepSpeed", "under DeepSpeed")
+            written, now = ("with DeepSpeed", "without it") if state is None else ("without DeepSpeed", "under DeepSpeed")
             raise ConfigError(f"this checkpoint's optimizer state was written {written} and this run is launched {now}; "
                               "resume with the accelerate config it was written with")
         if self.deepspeed:

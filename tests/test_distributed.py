@@ -107,3 +107,17 @@ def test_the_fsdp_config_on_cpus_is_refused_clearly(monkeypatch) -> None:
     monkeypatch.setenv("FSDP_SYNC_MODULE_STATES", "true")
     with pytest.raises(ConfigError, match="ACCELERATE_USE_FSDP is set, but Accelerate shards with FSDP only on GPUs"):
         DataParallel()
+
+
+def test_a_checkpoint_resumes_only_under_the_engine_that_wrote_it(tmp_path) -> None:
+    """DeepSpeed's optimizer state lives in its own shard files: a run launched the other way says so."""
+    from sdar_gym.core import ConfigError
+
+    dp = current()
+    with pytest.raises(ConfigError, match="holds a DeepSpeed learner's state; resume it under the DeepSpeed config"):
+        dp.load_engine_state(tmp_path / "engine")
+    module = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.SGD(module.parameters(), lr=0.1)
+    with pytest.raises(ConfigError, match="optimizer state was written with DeepSpeed and this run is launched without it"):
+        dp.load_optimizer_state(module, optimizer, None)
+    dp.load_optimizer_state(module, optimizer, optimizer.state_dict())
