@@ -36,8 +36,12 @@ def test_two_processes_update_like_one(learner, tmp_path) -> None:
 def test_fsdp_two_processes_update_like_one(learner, tmp_path) -> None:
     """The same under Accelerate's FSDP preparation (sharded weights, gradients and AdamW state); the
     full weights gathered afterwards generate what the one-process model generates."""
+    assert_sharded_update_like_one(learner, tmp_path, fsdp=True)
+
+
+def assert_sharded_update_like_one(learner: str, tmp_path, fsdp: bool = False, zero3: bool = False) -> None:
     out = tmp_path / "rank0.pt"
-    mp.start_processes(rank_main, args=(2, free_port(), learner, str(out), 4, None, True), nprocs=2, start_method="spawn", join=True)
+    mp.start_processes(rank_main, args=(2, free_port(), learner, str(out), 4, None, fsdp, zero3), nprocs=2, start_method="spawn", join=True)
     two = torch.load(out, weights_only=True)
     one = updated_parameters(learner)
     assert torch.equal(two.pop("generated"), generated(one))
@@ -86,14 +90,7 @@ def test_sharding_on_cpus_is_refused_not_ignored(flag, monkeypatch) -> None:
 def test_zero3_two_processes_update_like_one(learner, tmp_path, deepspeed_on_cpu) -> None:
     """The same under Accelerate's DeepSpeed ZeRO-3 (CPU accelerator, gloo), with two micro-batches per
     optimizer step: DeepSpeed must step once, at the boundary the learner marks."""
-    out = tmp_path / "rank0.pt"
-    mp.start_processes(rank_main, args=(2, free_port(), learner, str(out), 4, None, False, True), nprocs=2, start_method="spawn", join=True)
-    two = torch.load(out, weights_only=True)
-    one = updated_parameters(learner)
-    assert torch.equal(two.pop("generated"), generated(one))
-    assert two.keys() == one.keys() and one
-    for name in one:
-        torch.testing.assert_close(two[name], one[name], atol=1e-5, rtol=0, msg=lambda m, n=name: f"{n}: {m}")
+    assert_sharded_update_like_one(learner, tmp_path, zero3=True)
 
 
 def test_the_fsdp_config_on_cpus_is_refused_clearly(monkeypatch) -> None:
