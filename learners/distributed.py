@@ -61,13 +61,13 @@ class DataParallel:
             engine, where = ("DeepSpeed", " or in processes a launcher started") if use_deepspeed else ("FSDP", "")
             raise ConfigError(f"{requested[0]} is set, but Accelerate shards with {engine} only on GPUs{where}, and this process is "
                               f"{kind.value}; on CPUs launch with configs/accelerate/zero3.yaml or ddp.yaml")
-        self.sharded = kind in (DistributedType.FSDP, DistributedType.DEEPSPEED)
-        """Whether each process holds only a shard of the weights (FSDP, ZeRO-3)."""
         self.deepspeed = kind == DistributedType.DEEPSPEED
         """Whether DeepSpeed's engine runs the update (its optimizer state is checkpointed in its own format)."""
+        self.sharded = kind == DistributedType.FSDP or (self.deepspeed and self.accelerator.state.deepspeed_plugin.zero_stage == 3)
+        """Whether each process holds only a shard of the weights (FSDP, ZeRO-3)."""
         if self.deepspeed:
             plugin = self.accelerator.state.deepspeed_plugin
-            if plugin.zero_stage == 3 and not plugin.deepspeed_config["zero_optimization"].get("stage3_gather_16bit_weights_on_model_save"):
+            if self.sharded and not plugin.deepspeed_config["zero_optimization"].get("stage3_gather_16bit_weights_on_model_save"):
                 raise ConfigError("checkpoints of a ZeRO-3 learner hold the full weights: set zero3_save_16bit_model: true in the accelerate config")
             if not plugin.zero3_init_flag:
                 # Accelerate hands its ZeRO config to transformers even with zero3_init_flag off, and every
@@ -140,16 +140,18 @@ class DataParallel:
         if not self.sharded:
             yield
         elif self.deepspeed:
-            import deepspeed
+            from deepspeed.runtime.zero.stage3 import unwrap_model_for_generation
 
-            with deepspeed.zero.GatheredParameters(list(module.parameters())):
+            # gathered once, with ZeRO-3's hooks off meanwhile: they would all-gather again in every forward, a
+            # collective that processes generating different numbers of tokens never match
+            with unwrap_model_for_generation(module):
                 yield
         elif self.accelerator.is_fsdp2:
             raise ConfigError("generation needs the full weights; set fsdp_version: 1 in the accelerate config (FSDP1 gathers them)")
         else:
             from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
 
-            with FSDP.summon_full_params(module, writeback=False):
+            with FSDP.summon_full_params(module, writeback=False), _fsdp_units_bypassed(module):
                 yield
 
     def _full(self):
@@ -210,6 +212,24 @@ class DataParallel:
 
     def barrier(self) -> None:
         self.accelerator.wait_for_everyone()
+
+
+@contextlib.contextmanager
+def _fsdp_units_bypassed(root: nn.Module) -> Iterator[None]:
+    """Each FSDP unit below ``root`` replaced by the module it wraps. Inside ``summon_full_params`` those
+    hold the full weights, so a forward stays local; through the wrappers every forward would all-gather
+    again (torch runs no forward inside ``summon_full_params``), which processes generating different
+    lengths never match."""
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+
+    units = [(parent, name, child) for parent in root.modules() for name, child in parent.named_children() if isinstance(child, FSDP)]
+    for parent, name, child in units:
+        setattr(parent, name, child.module)
+    try:
+        yield
+    finally:
+        for parent, name, child in reversed(units):
+            setattr(parent, name, child)
 
 
 def current() -> DataParallel:

@@ -145,3 +145,28 @@ def train_rank_main(rank: int, world_size: int, port: int, train_args: dict) -> 
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+
+
+def uneven_generation_rank(rank: int, world_size: int, port: int, engine: str) -> None:
+    """Inside ``full_weights`` rank r runs 1 + 5r forwards (its rollout generates other lengths than the
+    others'), then all meet at a barrier: no forward may need the other processes."""
+    if engine == "fsdp":
+        from learners import distributed
+
+        distributed.current = fsdp_on_cpu
+    else:
+        os.environ.update(ZERO3_ENV)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)
+    try:
+        tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+        model = make_tiny_model(tokenizer, TinyConfig(hidden_size=32, num_layers=2, intermediate_size=64))
+        policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="tiny", device="cpu", dtype="fp32"))
+        learner = make_learner("grpo", policy, None, {"micro_batch_size": 3})
+        with learner.dp.full_weights(policy.scorer), torch.no_grad():
+            for _ in range(1 + 5 * rank):
+                policy.model(torch.tensor([[5, 6, 7, 8]]))
+        learner.dp.barrier()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

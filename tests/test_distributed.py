@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import socket
+import time
 
 import pytest
 
@@ -9,7 +10,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 mp = pytest.importorskip("torch.multiprocessing")
 
-from distributed_support import deepspeed_on_cpu, generated, rank_main, updated_parameters  # noqa: E402,F401  (a fixture)
+from distributed_support import deepspeed_on_cpu, generated, rank_main, uneven_generation_rank, updated_parameters  # noqa: E402,F401  (a fixture)
 
 from learners.distributed import DataParallel, current  # noqa: E402
 
@@ -118,3 +119,18 @@ def test_a_checkpoint_resumes_only_under_the_engine_that_wrote_it(tmp_path) -> N
     with pytest.raises(ConfigError, match="optimizer state was written with DeepSpeed and this run is launched without it"):
         dp.load_optimizer_state(module, optimizer, None)
     dp.load_optimizer_state(module, optimizer, optimizer.state_dict())
+
+
+@pytest.mark.parametrize("engine", ["fsdp", "zero3"])
+def test_ranks_generating_different_lengths_do_not_hang(engine, request) -> None:
+    """Rollouts differ in length between processes; with the full weights gathered, a forward must not
+    wait for the other processes (ZeRO-3's own hooks would all-gather in each one)."""
+    if engine == "zero3":
+        request.getfixturevalue("deepspeed_on_cpu")
+    ranks = mp.start_processes(uneven_generation_rank, args=(2, free_port(), engine), nprocs=2, start_method="spawn", join=False)
+    deadline = time.monotonic() + 240
+    while not ranks.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in ranks.processes:
+                process.kill()
+            pytest.fail(f"{engine}: the processes hung after forwards of different counts with the full weights gathered")
