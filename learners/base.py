@@ -162,7 +162,8 @@ class PolicyGradientLearner:
         self.dp = distributed.current()
         """Data-parallel engine and collectives (identity in one process): see :mod:`learners.distributed`."""
         optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=config.lr, weight_decay=config.weight_decay)
-        policy.scorer, self.optimizer = self.dp.prepare(policy.scorer, optimizer)  # DDP / FSDP / ZeRO-3 from the launch
+        # DDP / FSDP / ZeRO-3 from the launch
+        policy.scorer, self.optimizer = self.dp.prepare(policy.scorer, optimizer, config.micro_batch_size, config.max_grad_norm)
         warmup = config.lr_warmup_steps
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda n: min(n / warmup, 1.0) if warmup else 1.0)
         self.updates = 0
@@ -368,7 +369,8 @@ class PolicyGradientLearner:
 
     # checkpoints --------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Optimizer (gathered from the shards under FSDP: every process must call this), schedule, update count."""
+        """Optimizer (gathered from the shards under FSDP: every process must call this; under DeepSpeed
+        in the engine state it saves itself), schedule, update count."""
         optimizer = self.dp.optimizer_state(self.policy.scorer, self.optimizer)
         return {"optimizer": optimizer, "scheduler": self.scheduler.state_dict(), "updates": self.updates}
 

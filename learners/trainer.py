@@ -251,6 +251,7 @@ class Trainer:
         # the learner recomputes log-probs at the rollout's temperature unless told otherwise: ratio 1 at step 0
         learner_args = {"temperature": str(cfg.temperature), **cfg.learner_args}
         self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, learner_args)
+        self.dp = self.learner.dp  # the Accelerator that prepared the engine: DeepSpeed's checkpoints go through it
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.eval_env_kwargs, self.eval_tasks = self._held_out()
         self.step = 0
@@ -326,7 +327,7 @@ class Trainer:
 
     def train(self) -> dict[str, float]:
         from learners.base import NonFiniteLossError
-        from learners.checkpoint import latest_checkpoint, save_checkpoint
+        from learners.checkpoint import engine_staging, latest_checkpoint, save_checkpoint
         from sdar_gym.progress import StageProgress
         from sdar_gym.rollout import make_pool
 
@@ -367,9 +368,12 @@ class Trainer:
                         # every process joins the gathers of a sharded learner; rank 0 writes the checkpoint of all
                         weights = self.dp.full_state_dict(self.policy.scorer) if self.dp.sharded else None
                         learner_state = self.learner.state_dict()
+                        engine = engine_staging(self.run_dir, self.step) if self.dp.deepspeed else None
+                        if engine is not None:
+                            self.dp.save_engine_state(engine)  # each process its shards of the optimizer state
                         if main:
                             save_checkpoint(self.run_dir, self.step, self.policy, self.learner, {"config": _jsonable(asdict(cfg))},
-                                            weights=weights, learner_state=learner_state)
+                                            weights=weights, learner_state=learner_state, engine=engine)
                     self.dp.barrier()
         finally:
             asyncio.run(pool.aclose())

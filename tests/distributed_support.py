@@ -3,7 +3,11 @@ tests/test_distributed.py, which spawns this with torch.multiprocessing)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from dataclasses import dataclass
+
+import pytest
 
 import torch
 import torch.distributed as dist
@@ -59,11 +63,12 @@ def updated_parameters(learner_name: str, rank: int = 0, world_size: int = 1, lo
     episodes = [e for i, e in enumerate(batch(len(tokenizer), groups)) if int(e.group_id[1:]) % world_size == rank]
     learner.update(episodes)
     if learner.dp.sharded:  # every rank joins the gather of the full weights, and the generation with them
-        full = {k.removeprefix("model."): v for k, v in learner.dp.full_state_dict(policy.scorer).items()}
+        gathered = learner.dp.full_state_dict(policy.scorer) or {}  # DeepSpeed gathers onto rank 0 only
+        full = {k.removeprefix("model."): v for k, v in gathered.items()}
         with learner.dp.full_weights(policy.scorer):
             full["generated"] = policy.model.generate(torch.tensor([[5, 6, 7]]), max_new_tokens=4, do_sample=False)
         learner.load_state_dict(learner.state_dict())  # the optimizer state gathered from the shards and scattered back (collectives)
-        return {k: full[k].detach().clone() for k in [*names, "generated"]}
+        return {k: full[k].detach().clone() for k in [*names, "generated"] if k in full}
     return {k: v.detach().clone() for k, v in policy.model.named_parameters() if k in names}
 
 
@@ -93,18 +98,75 @@ def fsdp_on_cpu():
     return dp
 
 
+ZERO3_ENV = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "3", "ACCELERATE_DEEPSPEED_ZERO3_SAVE_16BIT_MODEL": "true",
+             "ACCELERATE_DEEPSPEED_ZERO3_INIT": "false", "ACCELERATE_MIXED_PRECISION": "no", "DS_ACCELERATOR": "cpu"}
+"""What ``accelerate launch --config_file configs/accelerate/zero3.yaml`` sets (in fp32: DeepSpeed's CPU accelerator)."""
+
+
+@pytest.fixture(scope="session")
+def deepspeed_on_cpu() -> None:
+    """Skip unless DeepSpeed is installed and its CPU accelerator comes up (it builds a shared-memory op on first use)."""
+    pytest.importorskip("deepspeed")
+    probe = "from deepspeed.accelerator import get_accelerator; assert get_accelerator().device_name() == 'cpu'"
+    done = subprocess.run([sys.executable, "-c", probe], env={**os.environ, "DS_ACCELERATOR": "cpu"}, capture_output=True, text=True, timeout=300)
+    if done.returncode:
+        pytest.skip(f"DeepSpeed's CPU accelerator does not start here: {done.stderr.strip().splitlines()[-1:]}")
+
+
 def rank_main(rank: int, world_size: int, port: int, learner_name: str, out: str, groups: int = 4, learner_args: dict | None = None,
-              fsdp: bool = False) -> None:
+              fsdp: bool = False, zero3: bool = False) -> None:
     """Rank 0's updated parameters go to ``out``, the other ranks' to ``out.<rank>``."""
     if fsdp:
         from learners import distributed
 
         distributed.current = fsdp_on_cpu
+    if zero3:
+        os.environ.update(ZERO3_ENV)
     # what torchrun / accelerate launch set: the learner's Accelerator joins the gloo group from it
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
     try:
         params = updated_parameters(learner_name, rank, world_size, groups=groups, **(learner_args or {}))
         torch.save(params, out if rank == 0 else f"{out}.{rank}")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def train_rank_main(rank: int, world_size: int, port: int, train_args: dict) -> None:
+    """One rank of ``TrainArgs(**train_args).run()`` under Accelerate's FSDP preparation on CPUs (as in
+    :func:`fsdp_on_cpu`): the trainer's rollout, gathers, checkpoints and resume with sharded weights."""
+    from learners import distributed
+    from learners.trainer import TrainArgs
+
+    distributed.current = fsdp_on_cpu
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    try:
+        TrainArgs(**train_args).run()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def uneven_generation_rank(rank: int, world_size: int, port: int, engine: str) -> None:
+    """Inside ``full_weights`` rank r runs 1 + 5r forwards (its rollout generates other lengths than the
+    others'), then all meet at a barrier: no forward may need the other processes."""
+    if engine == "fsdp":
+        from learners import distributed
+
+        distributed.current = fsdp_on_cpu
+    else:
+        os.environ.update(ZERO3_ENV)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
+    torch.set_num_threads(1)
+    try:
+        tokenizer = train_tokenizer(TEXTS, vocab_size=300)
+        model = make_tiny_model(tokenizer, TinyConfig(hidden_size=32, num_layers=2, intermediate_size=64))
+        policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="tiny", device="cpu", dtype="fp32"))
+        learner = make_learner("grpo", policy, None, {"micro_batch_size": 3})
+        with learner.dp.full_weights(policy.scorer), torch.no_grad():
+            for _ in range(1 + 5 * rank):
+                policy.model(torch.tensor([[5, 6, 7, 8]]))
+        learner.dp.barrier()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()

@@ -60,8 +60,8 @@ def test_openai_generator_trains_and_serves_the_new_weights(tiny_model, tmp_path
     assert all("eval/success" in r for r in read_metrics(tmp_path / "run"))  # validated through the served policy
 
 
-def run_cli(argv: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+def run_cli(argv: list[str], timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
     return subprocess.run([sys.executable, "-m", "sdar_gym.cli", *argv], cwd=ROOT, capture_output=True, text=True, env=env, timeout=timeout)
 
 
