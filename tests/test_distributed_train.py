@@ -58,7 +58,7 @@ def test_fsdp_trainer_trains_saves_and_resumes(tiny_model, tmp_path) -> None:
     """The trainer in 2 ranks under Accelerate's FSDP1 preparation: 2 steps straight == 1 step, stop,
     --resume to 2, bit for bit (full weights and AdamW state gathered from the shards, then sharded back)."""
     base = dict(learner="grpo", env="search-qa", model=tiny_model, group_size=2, tasks_per_step=2, max_turns=2, max_new_tokens=6, num_envs=2,
-                progress=False, tensorboard=False, save_every=1, threads=1, learner_args={"lr": "1e-2", "kl_coef": "0"})
+                progress=False, tensorboard=False, save_every=1, threads=1, learner_args={"lr": "1e-2", "kl_coef": "0"}, eval_every=0)
     for run, steps, resume in [("a", 2, False), ("b", 1, False), ("b", 2, True)]:
         kw = base | dict(output=tmp_path / run, steps=steps, resume=resume)
         mp.start_processes(train_rank_main, args=(2, free_port(), kw), nprocs=2, start_method="spawn", join=True)
