@@ -93,3 +93,21 @@ def test_fallback_search_stops_at_its_deadline(games):
     for command in plan:
         _, _, won, _, _ = env.step(command)
     assert plan and won
+
+
+def test_late_planners_stay_capped_over_many_envs(games, stuck_planner, monkeypatch):
+    """Every env made on a game whose planner is late used to leave one more C search running (its
+    thread, TextWorld env, library copy and memory): a server that makes, resets and closes envs
+    grew without end. The process now runs at most ``max_planner_searches`` of them."""
+    monkeypatch.setattr(FastEngine, "planner_timeout_s", 0.2)
+    monkeypatch.setattr(FastEngine, "max_planner_searches", 2)
+    ids = ALFWorldEnv(data_dir=games, split="train").task_ids
+    most = 0
+    for _ in range(3):
+        for task_id in ids:
+            env = ALFWorldEnv(data_dir=games, split="train")
+            env.reset(options={"task_id": task_id})
+            assert env.expert_action() in env._state.admissible
+            env.close()
+            most = max(most, sum(t.name == "alfworld-planner" and t.is_alive() for t in threading.enumerate()))
+    assert most <= 2, f"{most} planner searches were left running at once"

@@ -163,6 +163,34 @@ def _is_static(symbols: list, dynamic: set[str]) -> bool:
     return True
 
 
+class _PlannerSearches:
+    """How many TextWorld planner searches run in this process, in their window or late.
+
+    A late search is a C call that cannot be stopped: it keeps its thread, its TextWorld env, its
+    copy of Fast Downward's library, its search memory and a core until it ends, minutes later on
+    some games. Without a process-wide cap, every new engine on such a game left one more behind,
+    so a server that makes, resets and closes envs grew in threads and memory without end.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.running = 0
+
+    def take(self, cap: int) -> bool:
+        with self._lock:
+            if self.running >= cap:
+                return False
+            self.running += 1
+            return True
+
+    def give(self) -> None:
+        with self._lock:
+            self.running -= 1
+
+
+_PLANNER_SEARCHES = _PlannerSearches()
+
+
 class FastEngine:
     """Plays ALFWorld games like :class:`TextWorldEngine`, about two orders of magnitude faster.
 
@@ -175,6 +203,10 @@ class FastEngine:
     """How long ``plan()`` waits for TextWorld's planner (loading it included) before its fallback."""
     plan_bound_s: float = 5.0
     """What one ``plan()`` may take in all: the fallback search stops at this bound (with a partial plan)."""
+    max_planner_searches: int = 2
+    """TextWorld planner searches that may run at once in a process (late ones included); a ``plan()``
+    that finds them all taken answers with the fallback search. This caps the threads, library copies
+    and search memory that late planners hold."""
 
     def __init__(self, cache_dir: Path | None | object = _USE_DEFAULT) -> None:
         """``cache_dir``: where compiled games are kept on disk (default ``$SDAR_GYM_HOME/cache/alfworld-fast``;
@@ -328,26 +360,29 @@ class FastEngine:
         Its search is a C call that cannot be stopped: when it is late, the thread keeps that
         planner (and its library copy) and closes it when the search ends, and this game is
         planned by :mod:`.search` on the fast engine until then; no second planner is started
-        while one is still running, so an engine leaves at most one such thread behind.
+        while one is still running, so an engine leaves at most one such thread behind, and the
+        process runs at most ``max_planner_searches`` of them (the others go straight to the search).
         """
         if self._game is None or self._commands is None:
             raise RuntimeError("call load() and reset() before plan()")
         deadline = time.monotonic() + self.plan_bound_s
-        if self._late is None or not self._late.is_alive():
+        if self._late is not None and not self._late.is_alive():
             self._late = None
-            plan = self._ask_planner()
+        if self._late is None and _PLANNER_SEARCHES.take(self.max_planner_searches):
+            plan = self._ask_planner()  # its thread gives the search back when it ends
             if plan is not None:
                 return plan
         return self._search_plan(deadline)
 
     def _ask_planner(self) -> list[str] | None:
-        """TextWorld's plan, or None when it did not come within ``planner_timeout_s``."""
+        """TextWorld's plan, or None when it did not come within ``planner_timeout_s``.
+        Holds one of ``_PLANNER_SEARCHES`` (taken by the caller) until its thread ends."""
         game_file, history = self._game.game_file, list(self._history)
         planner, synced = self._planner, self._planner_synced
         out: dict = {}
         lock, done = threading.Lock(), threading.Event()
 
-        def job() -> None:
+        def search() -> None:
             nonlocal planner
             try:
                 if planner is None:
@@ -368,8 +403,18 @@ class FastEngine:
             if late and planner is not None:
                 planner.close()  # its library copy goes back to the pool
 
+        def job() -> None:
+            try:
+                search()
+            finally:
+                _PLANNER_SEARCHES.give()  # only once a late planner is closed
+
         thread = threading.Thread(target=job, name="alfworld-planner", daemon=True)
-        thread.start()
+        try:
+            thread.start()
+        except BaseException:
+            _PLANNER_SEARCHES.give()
+            raise
         done.wait(self.planner_timeout_s)
         with lock:
             if not done.is_set():
