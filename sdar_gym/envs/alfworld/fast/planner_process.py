@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import stat
 import threading
 import time
 import weakref
@@ -28,6 +29,7 @@ def serve(conn, game_file: str, parent: int) -> None:
     """The child: load the game, then answer each request ``{"reset", "steps"}`` with ``{"plan"}`` or ``{"error"}``."""
     from sdar_gym.envs.alfworld.textworld_engine import TextWorldEngine
 
+    _let_go_of_sockets(keep=conn.fileno())
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     engine, error = TextWorldEngine(), None
     try:
@@ -50,6 +52,22 @@ def serve(conn, game_file: str, parent: int) -> None:
         except Exception as e:  # noqa: BLE001
             reply = {"error": f"{type(e).__name__}: {e}"}
         conn.send_bytes(json.dumps(reply).encode())
+
+
+def _let_go_of_sockets(keep: int) -> None:
+    """Drop the parent's sockets that the fork copied (a server's client connections, other planners'
+    pipes). A copy held here kept a connection open that the parent had closed: the client's next
+    request on it went unanswered, and was reset when this child was killed. Each is replaced by
+    /dev/null rather than closed, so that no Python object here can close a reused fd number."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for name in os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"):
+        fd = int(name)
+        try:
+            if fd not in (keep, null) and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                os.dup2(null, fd)
+        except OSError:  # the listing's own fd, gone by now
+            pass
+    os.close(null)
 
 
 def _exit_with(parent: int) -> None:
