@@ -107,11 +107,7 @@ class _Guard:
 
 
 async def _reply(send: Any, status: int, detail: str) -> None:
-    """A refusal sent before the request body was read. It closes the connection, and says so: the
-    server closes it anyway (the body is unread), and a client that reused it in the meantime had its
-    next request reset (dropped connections in the ALFWorld soak, whose slow server closed late)."""
     body = json.dumps({"detail": detail}).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                            (b"connection", b"close")]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
