@@ -56,7 +56,7 @@ def play(env, task_id: str) -> dict:
         t = time.perf_counter()
         action = env.unwrapped.expert_action()
         worst = max(worst, time.perf_counter() - t)
-        late = late or getattr(env.unwrapped._engine, "_late", None) is not None
+        late = late or getattr(env.unwrapped._engine, "_planner_late", False)
         _, _, term, trunc, info = env.step(action or "look")
         n, done = n + 1, term or trunc
     return {"task_id": task_id, "task_type": info["task_type"], "won": info["won"], "steps": n,

@@ -21,6 +21,16 @@ def games(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture
+def unbounded_planner(monkeypatch):
+    """TextWorld's planner answers every call, however long it takes: these tests are about its plans,
+    which the time-bounded fallback (used when it is late, e.g. under load) does not reproduce."""
+    from sdar_gym.envs.alfworld.fast import FastEngine
+
+    monkeypatch.setattr(FastEngine, "planner_timeout_s", float("inf"))
+    monkeypatch.setattr(FastEngine, "plan_bound_s", float("inf"))
+
+
 def _play(env: ALFWorldEnv, task_id: str, admissible: list | None = None) -> tuple[list[tuple[str, str]], bool]:
     """(action, observation before it) of the expert's episode, and whether it won; appends the
     admissible actions before each action to ``admissible`` when given."""
@@ -40,7 +50,7 @@ def _shown_before(trace: list[tuple[str, str]], i: int, obj: str) -> bool:
     return any(re.search(rf"\b{re.escape(obj)}\b", obs) for _, obs in trace[: i + 1])
 
 
-def test_explorer_wins_every_task_type_and_only_uses_what_it_has_seen(games):
+def test_explorer_wins_every_task_type_and_only_uses_what_it_has_seen(games, unbounded_planner):
     env = ALFWorldEnv(data_dir=games, split="train", expert="explorer", max_steps=60)
     planner = ALFWorldEnv(data_dir=games, split="train", expert="planner", max_steps=60)
     explored_longer = 0
@@ -71,7 +81,7 @@ def test_explorer_takes_the_first_object_of_the_needed_kind_it_finds(games):
             assert not passed, f"{task_id} step {i}: did '{trace[i][0]}' though it could '{passed[0]}'"
 
 
-def test_planner_walks_straight_to_hidden_objects(games):
+def test_planner_walks_straight_to_hidden_objects(games, unbounded_planner):
     """The planner's first move goes where the object it takes first lies, unseen: why it is a poor teacher."""
     env = ALFWorldEnv(data_dir=games, split="train", expert="planner")
     straight = 0

@@ -20,6 +20,16 @@ from collections.abc import Iterator
 _LOCK = threading.RLock()
 
 
+def _new_lock_in_child() -> None:
+    """A forked child (the planner's process) starts with only the forking thread: a lock another
+    thread held at the fork would never be released there."""
+    global _LOCK
+    _LOCK = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_new_lock_in_child)
+
+
 @contextlib.contextmanager
 def textworld_call() -> Iterator[None]:
     """Hold the process-wide TextWorld lock; restore ``sys.argv``, ``sys.stdout`` and the cwd on exit."""

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sdar_gym.core import DataError
 from sdar_gym.envs.alfworld.protocol import NOTHING_HAPPENS, EngineState
-from sdar_gym.envs.alfworld.textworld_engine import TextWorldEngine
+from sdar_gym.envs.alfworld.fast.planner_process import PlannerProcess
 from sdar_gym.envs.alfworld.fast import search
 from sdar_gym.envs.alfworld.fast.compile import CompiledGame, default_cache_dir, load_compiled
 from sdar_gym.envs.alfworld.fast.text import Entity, Facts, Grammar, compile_expression, demangle_names
@@ -122,7 +122,12 @@ class _Game:
             raise DataError(f"{self.game_file}: fact {name}{args} names unknown object {e}") from None
 
 
-@lru_cache(maxsize=64)
+GAME_CACHE_SIZE = 64
+"""Compiled games a process keeps in memory (least recently used first out). A real valid_seen game
+takes about 5 MB, so about 320 MB at most; a process playing more games reloads them from disk."""
+
+
+@lru_cache(maxsize=GAME_CACHE_SIZE)
 def _cached_game(path: str, mtime_ns: int, size: int, cache_dir: str | None) -> _Game:
     return _Game(Path(path), load_compiled(Path(path), Path(cache_dir) if cache_dir else None))
 
@@ -163,37 +168,35 @@ def _is_static(symbols: list, dynamic: set[str]) -> bool:
     return True
 
 
-_LATE_PLANNERS: list[threading.Thread] = []
-"""Planner threads of this process that missed ``FastEngine.planner_timeout_s`` (see ``FastEngine.plan``)."""
-
-
-def _late_planner_running() -> bool:
-    _LATE_PLANNERS[:] = [t for t in _LATE_PLANNERS if t.is_alive()]
-    return bool(_LATE_PLANNERS)
-
-
 class FastEngine:
     """Plays ALFWorld games like :class:`TextWorldEngine`, about two orders of magnitude faster.
 
-    ``plan()`` asks TextWorld's planner: a TextWorld engine is created on first use and brought to
-    the current state by replaying the commands that changed it. When that planner is late, a
-    bounded search on this engine's own task answers instead (see :meth:`plan`).
+    ``plan()`` asks TextWorld's planner: a TextWorld engine is created on first use, in a child
+    process (:mod:`.planner_process`), and brought to the current state by replaying the commands
+    that changed it. When that planner is late, it is killed and a bounded search on this engine's
+    own task answers instead (see :meth:`plan`).
     """
 
     planner_timeout_s: float = 3.0
     """How long ``plan()`` waits for TextWorld's planner (loading it included) before its fallback."""
     plan_bound_s: float = 5.0
-    """What one ``plan()`` may take in all: the fallback search stops at this bound (with a partial plan)."""
+    """What one ``plan()`` may take in all, the wait for TextWorld's planner included: the fallback search
+    stops ``replay_reserve_s`` before it (with a partial plan)."""
+    replay_reserve_s: float = 0.5
+    """Time the bound keeps for replaying the fallback's plan on a copy of the engine (to check it)."""
 
     def __init__(self, cache_dir: Path | None | object = _USE_DEFAULT) -> None:
         """``cache_dir``: where compiled games are kept on disk (default ``$SDAR_GYM_HOME/cache/alfworld-fast``;
         None compiles in memory only)."""
         self.cache_dir = default_cache_dir() if cache_dir is _USE_DEFAULT else cache_dir
         self._game: _Game | None = None
-        self._planner: TextWorldEngine | None = None
+        self._planner: PlannerProcess | None = None
         self._planner_synced: int | None = None
+        """Commands of ``_history`` the planner has played (None: it must reset first)."""
         self._commands: dict[str, int] | None = None
         """Admissible command text → operator, for the current state (None before the first reset)."""
+        self._planner_late = False
+        """TextWorld's planner missed its window in this episode: the search plans until the next reset."""
 
     def load(self, game_file: Path, compiled: CompiledGame | None = None) -> None:
         """``compiled``: the game already compiled (the generator compiles each candidate once)."""
@@ -299,6 +302,7 @@ class FastEngine:
         self._text = Grammar(g.c.rules, self._facts, g.entities)
         self._history: list[str] = []
         self._planner_synced = None
+        self._planner_late = False
         intro = self._text.render([["n", "intro"]], {}, {})
         return self._observe(intro)
 
@@ -329,28 +333,34 @@ class FastEngine:
         return self._observe(feedback)
 
     def plan(self) -> list[str]:
-        """A winning plan from the current state, within ``plan_bound_s`` seconds.
+        """A winning plan from the current state, within ``plan_bound_s`` seconds (unless the machine
+        is too loaded for the search to find a first step in time: it then goes on until it has one).
 
-        TextWorld's planner is asked first, in a worker thread, for up to ``planner_timeout_s``.
-        Its search is a C call that cannot be stopped: when it is late, the thread keeps that
-        planner (and its library copy) and closes it when the search ends. Until then every
-        engine of the process plans by :mod:`.search`: TextWorld's calls are serialized process-wide,
-        so a new planner would only queue behind the late one (and, game after game, late planners
-        piled up, each holding its memory). So a process has at most one such thread.
+        TextWorld's planner is asked first, for up to ``planner_timeout_s``. Its search is a C call
+        that cannot be interrupted, so it runs in a child process, which is killed when its answer
+        is late (with whatever memory its search had grown); the episode is then planned by
+        :mod:`.search` on the fast engine until the next reset.
         """
         if self._game is None or self._commands is None:
             raise RuntimeError("call load() and reset() before plan()")
         deadline = time.monotonic() + self.plan_bound_s
-        if not _late_planner_running():
-            plan = self._ask_planner()
+        if not self._planner_late:
+            plan = self._ask_planner(time.monotonic() + min(self.planner_timeout_s, self.plan_bound_s))
             if plan is not None:
                 return plan
-        return self._search_plan(deadline)
+            self._planner_late = True
+        return self._search_plan(deadline - self.replay_reserve_s, first_step=True)
 
-    def _ask_planner(self) -> list[str] | None:
-        """TextWorld's plan, or None when it did not come within ``planner_timeout_s``."""
+    def _ask_planner(self, deadline: float) -> list[str] | None:
+        """TextWorld's plan, or None when it is not there by ``deadline``.
+
+        A worker thread starts the planner's process when there is none (the first one in a process
+        imports TextWorld first, which can take seconds) and asks it; the thread gives up at the
+        deadline by itself, killing the child, and closes a planner that started too late.
+        """
         game_file, history = self._game.game_file, list(self._history)
         planner, synced = self._planner, self._planner_synced
+        self._planner = self._planner_synced = None  # the thread owns it until it answers in time
         out: dict = {}
         lock, done = threading.Lock(), threading.Event()
 
@@ -358,43 +368,36 @@ class FastEngine:
             nonlocal planner
             try:
                 if planner is None:
-                    planner = TextWorldEngine()
-                    planner.load(game_file)
-                start = synced
-                if start is None:
-                    planner.reset()
-                    start = 0
-                for command in history[start:]:
-                    planner.step(command)
-                out["plan"] = planner.plan()
-            except BaseException as e:  # handed to the caller, or dropped with a late planner
+                    planner = PlannerProcess(game_file)
+                out["plan"] = planner.plan(synced is None, history[synced or 0:], deadline)
+            except BaseException as e:  # handed to the caller, or dropped when it stopped waiting
                 out["error"] = e
             with lock:
                 done.set()
                 late = out.get("late", False)
-            if late and planner is not None:
-                planner.close()  # its library copy goes back to the pool
+            if planner is not None and (late or out.get("plan") is None):
+                planner.close()
 
-        thread = threading.Thread(target=job, name="alfworld-planner", daemon=True)
-        thread.start()
-        done.wait(self.planner_timeout_s)
+        threading.Thread(target=job, name="alfworld-planner", daemon=True).start()
+        done.wait(None if deadline == float("inf") else max(0.0, deadline - time.monotonic()) + 0.05)  # the thread stops at the deadline
         with lock:
             if not done.is_set():
                 out["late"] = True
-                self._planner = self._planner_synced = None  # the thread owns it now
-                _LATE_PLANNERS.append(thread)
                 return None
-        self._planner, self._planner_synced = planner, len(history)
         if "error" in out:
             raise out["error"]
+        if out["plan"] is not None:
+            self._planner, self._planner_synced = planner, len(history)
         return out["plan"]
 
-    def _search_plan(self, deadline: float) -> list[str]:
+    def _search_plan(self, deadline: float, first_step: bool = False) -> list[str]:
         """The fallback: :func:`search.search` on this game's task, replayed on a copy of the engine
         to turn operators into commands and to check that it wins. Out of time, it gives the steps
-        to the most promising state found (the env plans again when they are used up)."""
+        to the most promising state found (the env plans again when they are used up); with
+        ``first_step``, at least one step even past the deadline."""
         g = self._game
-        ops, complete = search.search(g.ops, g.relaxed, self._values, [tuple(p) for p in g.c.goal], g.successor, deadline)
+        ops, complete = search.search(g.ops, g.relaxed, self._values, [tuple(p) for p in g.c.goal], g.successor,
+                                      deadline, first_step)
         replay = FastEngine(self.cache_dir)
         replay._game = g
         replay.reset()

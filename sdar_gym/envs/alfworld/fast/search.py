@@ -14,6 +14,12 @@ import time
 from dataclasses import dataclass
 
 _INF = float("inf")
+_CLOCK_EVERY = 256
+"""Heap pops of the heuristic between deadline checks (one evaluation takes up to ~0.6 s on whole rooms)."""
+
+
+class OutOfTime(Exception):
+    """The deadline passed inside a heuristic evaluation."""
 
 
 @dataclass
@@ -69,8 +75,9 @@ def relaxed_task(ops: list, axioms: list, init: list[int], derived: list[int]) -
     return RelaxedTask(base, unit_pre, unit_eff, unit_op, fact_units, free, [base[v] + init[v] for v in derived])
 
 
-def ff(task: RelaxedTask, values: list[int], goal: list[int], ops: list) -> tuple[float, list[int]]:
-    """FF heuristic of a state: (relaxed plan length or inf, its operators applicable now)."""
+def ff(task: RelaxedTask, values: list[int], goal: list[int], ops: list, deadline: float = _INF) -> tuple[float, list[int]]:
+    """FF heuristic of a state: (relaxed plan length or inf, its operators applicable now).
+    Raises :class:`OutOfTime` when ``deadline`` (``time.monotonic()``) passes first."""
     cost = {task.base[v] + x: 0 for v, x in enumerate(values)}
     for f in task.defaults:
         cost[f] = 0
@@ -92,7 +99,11 @@ def ff(task: RelaxedTask, values: list[int], goal: list[int], ops: list) -> tupl
     heap.extend(queue)
     heapq.heapify(heap)
     goal_left = set(goal)
+    pops = 0
     while heap and goal_left:
+        pops += 1
+        if pops % _CLOCK_EVERY == 0 and time.monotonic() > deadline:
+            raise OutOfTime
         c, _, f, u = heapq.heappop(heap)
         if f in done:
             continue
@@ -123,7 +134,8 @@ def ff(task: RelaxedTask, values: list[int], goal: list[int], ops: list) -> tupl
 
 
 def search(
-    ops: list, task: RelaxedTask, values: list[int], goal: list[tuple[int, int]], successor, deadline: float
+    ops: list, task: RelaxedTask, values: list[int], goal: list[tuple[int, int]], successor, deadline: float,
+    first_step: bool = False,
 ) -> tuple[list[int], bool]:
     """Operators from ``values`` to a state where ``goal`` holds, and True; when the deadline passes
     first, the operators to the most promising state seen (lowest heuristic value), and False: a
@@ -132,6 +144,10 @@ def search(
     ``successor(values, op)`` returns the next state (axioms evaluated); ``ops`` are the fast
     engine's ``(action, args, pre, effects)``. Lazy: a node is evaluated when expanded, and its
     children are queued under its heuristic value, preferred operators first.
+
+    ``first_step``: when the deadline passes before any state but the start has been evaluated, go
+    on until one has (about two heuristic evaluations), and return the steps to the best of those:
+    on a machine too loaded to search at all within the deadline, a late step beats none.
     """
     goal_facts = [task.base[v] + x for v, x in goal]
     start = tuple(values)
@@ -140,6 +156,16 @@ def search(
     open_: list = [(0, 0, next(tie), start, None, -1)]
     closed: set[tuple] = set()
     best: tuple[float, tuple] = (_INF, start)
+    best_moved: tuple[float, tuple | None] = (_INF, None)
+    """The most promising state evaluated other than the start (``first_step``'s answer)."""
+
+    def out_of_time() -> tuple[list[int], bool]:
+        moved_only = first_step and best[1] == start and best_moved[1] is not None
+        return path(best_moved[1] if moved_only else best[1]), False
+
+    def stops() -> bool:
+        """Whether the deadline counts yet."""
+        return not first_step or best_moved[1] is not None
 
     def path(state: tuple) -> list[int]:
         plan = []
@@ -149,8 +175,8 @@ def search(
         return plan[::-1]
 
     while open_:
-        if time.monotonic() > deadline:
-            return path(best[1]), False
+        if time.monotonic() > deadline and stops():
+            return out_of_time()
         _, _, _, parent, state, op = heapq.heappop(open_)
         if op >= 0:
             state = tuple(successor(list(parent), op))
@@ -164,11 +190,16 @@ def search(
         closed.add(state)
         if all(state[v] == x for v, x in goal):
             return path(state), True
-        h, preferred = ff(task, list(state), goal_facts, ops)
+        try:
+            h, preferred = ff(task, list(state), goal_facts, ops, deadline if stops() else _INF)
+        except OutOfTime:
+            return out_of_time()
         if h == _INF:
             continue
         if h < best[0]:
             best = (h, state)
+        if state != start and h < best_moved[0]:
+            best_moved = (h, state)
         preferred_set = set(preferred)
         seen = set()
         for i, (action, args, pre, _) in enumerate(ops):
