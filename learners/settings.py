@@ -4,7 +4,8 @@ The CPU preset (``--preset cpu``, or ``auto`` for the built-in tiny policy witho
 first: the paper's values (16 tasks x 8 rollouts x 50 turns, lr 1e-6, one optimizer step per batch)
 took 423 s per step on 2 CPU cores with the built-in tiny policy (about 12 hours for 100 steps), and a
 ~1M-parameter policy does not move at lr 1e-6. So the trainer fills every field the user left at its
-default from :data:`CPU_PRESET` (sized for about a minute per step on 2 cores, about an hour in all)
+default from :data:`CPU_PRESET` (sized for about a minute per step on 2 cores; measured on whole-room
+games: 120 s per step, so about 1 h 45 min for its 50 steps, benchmarks/results/main_job.json)
 and prints what it chose; the paper preset then fills the rest.
 
 Precedence: an option given on the command line (or ``--learner-args``) beats the preset, which
