@@ -156,3 +156,21 @@ def test_an_expert_out_of_time_still_answers_with_a_step(games, monkeypatch):
             if won:
                 break
     env.close()
+
+
+def _first_expert_action(game_dir: str) -> str | None:
+    env = ALFWorldEnv(data_dir=game_dir, split="train")
+    env.reset(options={"task_id": env.task_ids[0]})
+    try:
+        return env.expert_action()
+    finally:
+        env.close()
+
+
+def test_the_planner_process_starts_inside_daemonic_workers(games):
+    """multiprocessing refuses children to daemonic processes, and env workers (process pools,
+    multiprocessing.Pool) are daemonic: every expert call there failed once the planner had its own process."""
+    import multiprocessing
+
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_first_expert_action, (str(games),))

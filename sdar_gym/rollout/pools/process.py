@@ -24,9 +24,6 @@ def _serve(conn: Connection, env: str, env_kwargs: dict[str, Any]) -> None:
     """Worker main loop: build the env, then answer (command, args) messages until 'close'."""
     from sdar_gym.registration import make_env
 
-    # An env may start processes of its own (ALFWorld's planner), which multiprocessing refuses to a
-    # daemonic process. The parent still holds this worker as a daemon and ends it when it exits.
-    mp.current_process().daemon = False
     try:
         target = make_env(env, **env_kwargs).unwrapped
         conn.send(("ok", os.getpid()))

@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import multiprocessing as mp
 import os
+import signal
 import stat
+import sys
 import threading
 import time
 import weakref
@@ -85,12 +87,23 @@ class PlannerProcess:
         import textworld  # noqa: F401
         import alfworld.agents.environment.alfred_tw_env  # noqa: F401
 
-        ctx = mp.get_context("fork")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=serve, args=(child, str(game_file), os.getpid()), name="alfworld-planner", daemon=True)
-        self._process.start()
+        # os.fork rather than a multiprocessing.Process: multiprocessing refuses children to daemonic
+        # processes, and env workers (process pools, multiprocessing.Pool) are daemonic.
+        self._conn, child = mp.Pipe()
+        parent = os.getpid()
+        sys.stdout.flush(), sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                self._conn.close()
+                serve(child, str(game_file), parent)
+                code = 0
+            finally:
+                os._exit(code)
         child.close()
-        self._stop = weakref.finalize(self, _stop, self._process, self._conn)  # also when dropped unclosed
+        self._pid = pid
+        self._stop = weakref.finalize(self, _stop, pid, self._conn)  # also when dropped unclosed
 
     def plan(self, reset: bool, steps: list[str], deadline: float) -> list[str] | None:
         """The plan after ``steps`` (from the start when ``reset``), or None when it is not there by
@@ -110,14 +123,22 @@ class PlannerProcess:
 
     @property
     def alive(self) -> bool:
-        return self._process.is_alive()
+        if not self._stop.alive:
+            return False
+        try:
+            return os.waitpid(self._pid, os.WNOHANG) == (0, 0)
+        except ChildProcessError:
+            return False
 
     def close(self) -> None:
         """Kill the child, whatever it is doing; safe to call more than once."""
         self._stop()
 
 
-def _stop(process, conn) -> None:
-    process.kill()
-    process.join()
+def _stop(pid: int, conn) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):  # already gone (and reaped)
+        pass
     conn.close()
