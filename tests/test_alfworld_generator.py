@@ -277,10 +277,11 @@ def test_cut_short_run_warns_at_load_and_the_same_command_completes_it(tmp_path,
 
 _KILLED_RUN = """
 import os, sys, time
+from pathlib import Path
 from sdar_gym.envs.alfworld import generator as gen
 
 def slow(*args, **kwargs):
-    print(os.getpid(), flush=True)
+    (Path(sys.argv[2]) / str(os.getpid())).touch()
     time.sleep(600)
 
 gen.make_game = slow
@@ -298,14 +299,14 @@ def test_workers_die_with_a_killed_run(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(_KILLED_RUN)
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    run = subprocess.Popen([sys.executable, str(script), str(tmp_path / "out")], stdout=subprocess.PIPE, text=True, env=env)
-    workers = []
-    while len(workers) < 2:  # the two workers' pids; anything else a worker prints is not a pid
-        line = run.stdout.readline()
-        if not line:
-            break
-        if line.strip().isdigit():
-            workers.append(int(line))
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    run = subprocess.Popen([sys.executable, str(script), str(tmp_path / "out"), str(pids)], env=env)
+    # each worker names itself by a file (two workers printing their pids to one pipe could interleave)
+    deadline = time.monotonic() + 120
+    while len(list(pids.iterdir())) < 2 and run.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    workers = [int(p.name) for p in pids.iterdir()]
     assert len(workers) == 2, f"the two workers did not report their pids (got {workers})"
     run.send_signal(signal.SIGKILL)
     run.wait()
