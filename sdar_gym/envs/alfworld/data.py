@@ -58,12 +58,11 @@ so that loading the split warns, and the same generator command completes the se
 
 
 _ALFWORLD_DATA_AT_IMPORT = os.environ.get("ALFWORLD_DATA")
-_ALFWORLD_OWN_DEFAULT = os.path.expanduser("~/.cache/alfworld")
-"""``import alfworld`` sets ``$ALFWORLD_DATA`` to this when it is unset (alfworld/info.py)."""
 
 
 def _import_alfworld_and_restore_environ() -> None:
-    """Import ``alfworld.info`` first, and take back the ``$ALFWORLD_DATA`` it writes when unset.
+    """Import ``alfworld.info`` first, and take back the ``$ALFWORLD_DATA`` it writes when unset (its own
+    cache folder, alfworld/info.py).
 
     Env worker processes inherit the environment: they read that injected value as the user's own
     and looked for games in ALFWorld's empty cache folder instead of the generated default set."""
@@ -79,14 +78,9 @@ _import_alfworld_and_restore_environ()
 
 def default_data_dir() -> Path | None:
     """``$ALFWORLD_DATA`` when the user set it, else None (the caller falls back to generated games).
-
-    The value ``import alfworld`` injects (its own cache folder) does not count as the user's, so
-    importing the engine or the generator first does not hide the generated default set.
-    """
+    The value ``import alfworld`` would inject is taken back at import, above."""
     env = os.environ.get("ALFWORLD_DATA")
-    if not env or (_ALFWORLD_DATA_AT_IMPORT is None and env == _ALFWORLD_OWN_DEFAULT):
-        return None
-    return Path(env).expanduser()
+    return Path(env).expanduser() if env else None
 
 
 def generated_data_dir() -> Path:
