@@ -42,7 +42,7 @@ import torch  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
 from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
-from learners.trainer import Trainer, TrainArgs  # noqa: E402
+from learners.trainer import EVAL_SEED, Trainer, TrainArgs  # noqa: E402
 from sdar_gym.core import sdar_gym_home  # noqa: E402
 from sdar_gym.io import atomic_write_json  # noqa: E402
 from sdar_gym.registration import task_list  # noqa: E402
@@ -63,7 +63,7 @@ def held_out_eval(model_dir: str, held_out: dict[str, tuple[dict, list]], args) 
 
 def eval_policy(policy: PolicyModel, env_kwargs: dict, tasks: list, args) -> dict:
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.eval_temperature)
-    episodes = evaluate(policy, "alfworld", env_kwargs, tasks, args.max_turns, args.num_envs, sampling, seed=12345)
+    episodes = evaluate(policy, "alfworld", env_kwargs, tasks, args.max_turns, args.num_envs, sampling, seed=EVAL_SEED)
     table = table_for("alfworld", episodes)
     return {"success": table["All"] / 100.0, "table": table, "won": [int(e.won) for e in episodes],
             "invalid_action_ratio": sum(not t.action_valid for e in episodes for t in e.turns) / max(1, sum(len(e.turns) for e in episodes))}

@@ -47,10 +47,10 @@ class Args:
     """How the run was made, copied into the JSON as given."""
 
 
-def stage_seconds(log: Path) -> dict[str, float]:
-    """Last elapsed time printed by each progress stage of the log."""
+def stage_seconds(text: str) -> dict[str, float]:
+    """Last elapsed time printed by each progress stage of a log."""
     seconds: dict[str, float] = {}
-    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in text.splitlines():
         m = STAGE.match(line.strip())
         if m:
             seconds[m["stage"]] = float(m["elapsed"])
@@ -63,11 +63,15 @@ def summary(run_dir: Path, home: Path, log: Path, wall_s: float | None) -> dict:
     evals = [{"step": r["step"], "success": r["eval/success"], "episodes": r["eval/episodes"], "seconds": r.get("perf/eval_s")}
              for r in rows if r.get("eval/success") is not None]
     sft = json.loads((home / "models" / "tiny-alfworld" / "sft.json").read_text())
-    mean = (lambda key: statistics.fmean(r[key] for r in steps if key in r) if any(key in r for r in steps) else None)
     text = log.read_text(encoding="utf-8", errors="replace")
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in steps if key in r]
+        return statistics.fmean(values) if values else None
+
     return {
         "wall_s": wall_s,
-        "first_use_stages_s": stage_seconds(log),
+        "first_use_stages_s": stage_seconds(text),
         "warm_start": {k: sft[k] for k in ("seconds", "demonstration_turns", "epochs", "final_loss", "held_out")},
         "preset_line": next((line for line in text.splitlines() if line.startswith("CPU preset")), None),
         "steps_logged": len(steps),
