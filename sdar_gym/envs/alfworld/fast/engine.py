@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -100,17 +100,22 @@ class _Game:
         fired = [(var, val) for var, val, conds in self.ops[op][3] if all(values[v] == x for v, x in conds)]
         for var, val in fired:
             values[var] = val
+        self.evaluate_axioms(values, values.__setitem__)
+        return values
+
+    def evaluate_axioms(self, values: list[int], assign: Callable[[int, int], None]) -> None:
+        """Derived variables back to their defaults, then each axiom layer run to its fixpoint, as Fast
+        Downward does; ``assign(var, val)`` writes ``values`` (the engine also updates what it tracks)."""
         for var in self.derived:
-            values[var] = self.c.init[var]
+            assign(var, self.c.init[var])
         for layer in self.layers:
             changed = True
             while changed:
                 changed = False
                 for conds, var, val in self.axioms_by_layer[layer]:
                     if values[var] != val and all(values[v] == x for v, x in conds):
-                        values[var] = val
+                        assign(var, val)
                         changed = True
-        return values
 
     def _typed(self, atom):
         if atom is None:
@@ -232,20 +237,8 @@ class FastEngine:
                 applicable.add(op)
 
     def _evaluate_axioms(self) -> None:
-        g = self._game
-        if not g.derived:
-            return
-        values = self._values
-        for var in g.derived:
-            self._set(var, g.c.init[var])
-        for layer in g.layers:
-            changed = True
-            while changed:
-                changed = False
-                for conds, var, val in g.axioms_by_layer[layer]:
-                    if values[var] != val and all(values[v] == x for v, x in conds):
-                        self._set(var, val)
-                        changed = True
+        if self._game.derived:
+            self._game.evaluate_axioms(self._values, self._set)
 
     def _won(self) -> bool:
         return all(self._values[v] == x for v, x in self._game.c.goal)
