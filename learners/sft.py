@@ -54,6 +54,10 @@ class SFTArgs:
     enough to build in about 10 minutes on one CPU core (see benchmarks/results/learning.json)."""
     num_layers: int = 3
     max_turns: int = 30
+    demo_noise: float = 0.2
+    """Share of demonstration turns on which the expert slips (a random move, or its last one again),
+    as in DART; those turns are not learned from, the expert's recovery after them is. Without it the
+    policy never sees a state off the expert's path, and one wrong move becomes a loop."""
     skip_task_types: list[str] = field(default_factory=list)
     """Task types left out of the demonstrations (e.g. pick_two_obj_and_place when demonstrating on
     real ALFWorld games, whose planner can take minutes per Pick2 game on a small CPU)."""
@@ -82,10 +86,11 @@ class SFTArgs:
         return build_sft_policy(self)
 
 
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 """Bumped when a cached tiny policy must be rebuilt: 2 = Qwen2-consistent tokenizer (a reloaded
 version-1 model read different token ids than it was trained on) and explorer demonstrations;
-3 = teacher-template turns and skill text in the tokenizer."""
+3 = teacher-template turns and skill text in the tokenizer; 4 = demonstrations with expert slips
+(``demo_noise``)."""
 
 
 def is_built(folder: Path) -> bool:
@@ -129,8 +134,10 @@ def expert_demonstrations(
     seed: int = 0,
     tasks: list[Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    noise: float = 0.0,
 ) -> list[tuple[list[dict[str, str]], str, str, str]]:
-    """(chat messages, expert response text, task, task type) of each turn of won expert episodes.
+    """(chat messages, expert response text, task, task type) of each turn of won expert episodes,
+    leaving out the turns where the expert slipped on purpose (``noise``, see :class:`ExpertPolicy`).
 
     ``games`` tasks are drawn (seeded) from ``tasks`` (default: all of the env's tasks). The result
     is cached as JSONL under ``sdar_gym_home()/demos`` keyed by these arguments, because the
@@ -142,7 +149,7 @@ def expert_demonstrations(
 
     pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
     chosen = random.Random(seed).sample(pool_tasks, min(games, len(pool_tasks)))
-    key = hashlib.sha256(json.dumps(["with-task", env, sorted(env_kwargs.items()), max_turns, seed, chosen], default=str).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps(["with-task", env, sorted(env_kwargs.items()), max_turns, seed, chosen, noise], default=str).encode()).hexdigest()[:16]
     cache = sdar_gym_home() / "demos" / f"{env}-{key}.jsonl"
     if cache.exists():
         return [(r["messages"], r["response"], r["task"], r["task_type"]) for r in read_jsonl(cache)]
@@ -151,16 +158,22 @@ def expert_demonstrations(
     chunk = DEMO_CHUNK_PER_WORKER * workers
 
     async def run():
-        episodes = []
+        rows, done = [], 0
         async with make_pool("process" if workers > 1 else "inline", env, workers, env_kwargs) as pool:
             for i in range(0, len(chosen), chunk):
-                episodes += await collect(ExpertPolicy(env), pool, chosen[i : i + chunk], group_size=1, max_turns=max_turns, seed=seed)
+                expert = ExpertPolicy(env, noise=noise, seed=seed + i)
+                episodes = await collect(expert, pool, chosen[i : i + chunk], group_size=1, max_turns=max_turns, seed=seed + i)
+                rows += [
+                    (t.messages, t.response_text, t.task, t.task_type)
+                    for k, e in enumerate(episodes) if e.won
+                    for n, t in enumerate(e.turns) if t.messages and (k, n) not in expert.perturbed
+                ]
+                done += len(episodes)
                 if on_progress is not None:
-                    on_progress(len(episodes), len(chosen))
-        return episodes
+                    on_progress(done, len(chosen))
+        return rows
 
-    episodes = asyncio.run(run())
-    rows = [(t.messages, t.response_text, t.task, t.task_type) for e in episodes if e.won for t in e.turns if t.messages]
+    rows = asyncio.run(run())
     if not rows:
         raise DataError(f"the {env} expert won none of {len(chosen)} episodes; no demonstrations to learn from")
     atomic_write_jsonl(cache, [{"messages": m, "response": r, "task": k, "task_type": y} for m, r, k, y in rows])
@@ -187,7 +200,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         stage = bar.add(f"1/3 expert demonstrations ({args.games} games)", total=args.games)
         demos = expert_demonstrations(
             args.env, args.games, env_kwargs, args.max_turns, args.seed, tasks,
-            on_progress=lambda done, total: bar.update(stage, completed=done, total=total),
+            on_progress=lambda done, total: bar.update(stage, completed=done, total=total), noise=args.demo_noise,
         )
         bar.update(stage, status=f"{len(demos)} turns")
 
@@ -236,6 +249,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "games": args.games,
         "epochs": args.epochs,
         "teacher_fraction": args.teacher_fraction,
+        "demo_noise": args.demo_noise,
         "first_loss": first_loss,
         "final_loss": loss_value,
         "seconds": time.perf_counter() - start,

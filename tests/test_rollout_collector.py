@@ -123,3 +123,29 @@ def test_turns_record_their_own_penalty_and_anchor_observation(random_run) -> No
             assert t.reward + t.penalty == pytest.approx(0.0)  # no win within two turns
             assert t.observation and t.observation[:40] in t.prompt_text
         assert e.task_reward == pytest.approx(0.0)
+
+
+def test_a_slipping_expert_records_exactly_the_turns_it_slipped_on(pool) -> None:
+    """DART-style demonstrations: the turns left out must be exactly the ones the expert did not choose."""
+    expert = ExpertPolicy("alfworld", noise=0.5, seed=3)
+    episodes = run(expert, pool, [TASK_BOOK, TASK_BOWL], group_size=2, max_turns=6, seed=5)
+    keys = {(k, n) for k, e in enumerate(episodes) for n in range(len(e.turns))}
+    assert expert.perturbed and expert.perturbed < keys
+    for k, e in enumerate(episodes):
+        for n, t in enumerate(e.turns):
+            slipped = (k, n) in expert.perturbed
+            assert ("Following the plan." not in t.response_text) == slipped
+    # a slip is a move the expert would not make: replaying the same tasks without noise differs
+    clean = run(ExpertPolicy("alfworld"), pool, [TASK_BOOK, TASK_BOWL], group_size=2, max_turns=6, seed=5)
+    assert [[t.action for t in e.turns] for e in episodes] != [[t.action for t in e.turns] for e in clean]
+
+
+def test_a_slip_repeats_the_last_move_or_takes_another_admissible_one() -> None:
+    import random
+
+    rng = random.Random(0)
+    slips = {ExpertPolicy._slip("go to desk 1", ["go to desk 1", "go to bed 1", "look"], "open drawer 2", rng) for _ in range(200)}
+    assert slips == {"go to bed 1", "look", "open drawer 2"}
+    assert ExpertPolicy._slip("look", ["look"], None, rng) == "look"
+    with pytest.raises(ConfigError, match="noise"):
+        ExpertPolicy("alfworld", noise=1.0)

@@ -10,6 +10,7 @@ import random
 from dataclasses import dataclass
 
 from sdar_gym.agent import TextAgent
+from sdar_gym.core import ConfigError
 from sdar_gym.rollout.types import Generation, GenerationRequest
 
 
@@ -26,21 +27,47 @@ def _prompt_ids(request: GenerationRequest) -> list[int]:
 
 class ExpertPolicy:
     """Answers with the env's oracle action, which the collector supplies in
-    ``request.metadata["expert_action"]`` because this policy sets ``wants_expert_action``."""
+    ``request.metadata["expert_action"]`` because this policy sets ``wants_expert_action``.
+
+    With ``noise`` > 0 it perturbs that share of turns, as DART does (Laskey et al., 2017): it plays a
+    random other admissible action, or repeats its previous one (often a move that does nothing, the
+    typical slip of a small policy). It records those turns in ``perturbed`` as (episode, turn) keys.
+    Demonstrations keep the other turns: the expert's own choices, now also in the states a slip
+    leads to, so a policy learns to recover instead of looping where the expert never went.
+    """
 
     wants_expert_action = True
 
-    def __init__(self, env: str) -> None:
+    def __init__(self, env: str, noise: float = 0.0, seed: int = 0) -> None:
+        if not 0.0 <= noise < 1.0:
+            raise ConfigError(f"expert noise must be in [0, 1), got {noise}")
         self.agent = TextAgent(env)
+        self.noise = noise
+        self.perturbed: set[tuple[int, int]] = set()
+        self._previous: dict[int, str] = {}
+        self._rng = random.Random(seed)
 
     async def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         out = []
         for request in requests:
-            action = request.metadata.get("expert_action")
-            text = self.agent.render_action(action, "Following the plan.") if action else "<think>No plan.</think>"
+            action, thought = request.metadata.get("expert_action"), "Following the plan."
+            episode, turn = request.metadata.get("episode", -1), request.metadata.get("turn", 0)
+            rng = random.Random(request.sampling.seed) if request.sampling.seed is not None else self._rng
+            if action and self.noise and rng.random() < self.noise:
+                action, thought = self._slip(action, request.metadata.get("admissible_actions") or [], self._previous.get(episode) if turn else None, rng), "Trying something."
+                self.perturbed.add((episode, turn))
+            self._previous[episode] = action or ""
+            text = self.agent.render_action(action, thought) if action else "<think>No plan.</think>"
             ids = byte_ids(text)
             out.append(Generation(text, _prompt_ids(request), ids, [0.0] * len(ids)))
         return out
+
+    @staticmethod
+    def _slip(expert: str, admissible: list[str], previous: str | None, rng: random.Random) -> str:
+        others = [a for a in admissible if a != expert]
+        if previous and (not others or rng.random() < 0.5):
+            return previous
+        return rng.choice(others) if others else expert
 
 
 @dataclass
