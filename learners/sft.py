@@ -227,10 +227,9 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         policy.model.train()
         loss_value = first_loss = float("nan")
         for _ in range(args.epochs):
-            rng.shuffle(data)
-            for i in range(0, len(data), args.batch_size):
-                # each turn is shown in the teacher's template (skill text in the prompt) with probability teacher_fraction
-                batch = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data[i : i + args.batch_size]]
+            # each turn is shown in the teacher's template (skill text in the prompt) with probability teacher_fraction
+            shown = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data]
+            for batch in _length_grouped_batches(shown, args.batch_size, rng):
                 logp, _ = policy.response_logprobs([p for p, _ in batch], [r for _, r in batch])
                 loss = -logp.mean()
                 optimizer.zero_grad(set_to_none=True)
@@ -260,6 +259,17 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         policy.save(tmp)
         (tmp / "sft.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return out
+
+
+def _length_grouped_batches(examples: list, batch_size: int, rng: random.Random) -> list[list]:
+    """Batches of turns of similar prompt length (transformers' ``LengthGroupedSampler``: random
+    mega-batches, sorted within): on the ALFWorld demonstrations random batches spent 27% of their
+    tokens on padding."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    order = list(LengthGroupedSampler(batch_size, lengths=[len(p) + len(r) for p, r in examples], generator=torch.Generator().manual_seed(rng.randrange(2**31))))
+    return [[examples[i] for i in order[k : k + batch_size]] for k in range(0, len(order), batch_size)]
 
 
 def _skill_contexts(args: SFTArgs, demos: list) -> dict[tuple[str, str], str]:

@@ -15,3 +15,21 @@ def test_demonstrations_learn_the_recovery_not_the_slip(tmp_path, monkeypatch):
     clean_prompts = {m[-1]["content"] for m, *_ in clean}
     # states the expert alone never reaches: the prompt after a slip
     assert any(m[-1]["content"] not in clean_prompts for m, *_ in noisy)
+
+
+def test_warm_start_batches_group_similar_lengths_and_cover_every_turn_once():
+    import random
+
+    from learners.sft import _length_grouped_batches
+
+    rng = random.Random(0)
+    examples = [([1] * rng.randint(50, 900), [2] * 17) for _ in range(800)]
+    batches = _length_grouped_batches(examples, 8, random.Random(1))
+    assert sorted(id(e) for b in batches for e in b) == sorted(id(e) for e in examples)
+
+    def padding(bs):
+        return sum(len(b) * max(len(p) + len(r) for p, r in b) - sum(len(p) + len(r) for p, r in b) for b in bs)
+
+    shuffled = examples[:]
+    random.Random(1).shuffle(shuffled)
+    assert padding(batches) < 0.25 * padding([shuffled[i : i + 8] for i in range(0, 800, 8)])
