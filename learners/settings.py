@@ -4,9 +4,10 @@ The CPU preset (``--preset cpu``, or ``auto`` for the built-in tiny policy witho
 first: the paper's values (16 tasks x 8 rollouts x 50 turns, lr 1e-6, one optimizer step per batch)
 took 423 s per step on 2 CPU cores with the built-in tiny policy (about 12 hours for 100 steps), and a
 ~1M-parameter policy does not move at lr 1e-6. So the trainer fills every field the user left at its
-default from :data:`CPU_PRESET` (sized for about a minute per step on 2 cores; measured on whole-room
-games: 120 s per step, so about 1 h 45 min for its 50 steps, benchmarks/results/main_job.json)
-and prints what it chose; the paper preset then fills the rest.
+default from :data:`CPU_PRESET` and prints what it chose; the paper preset then fills the rest. It is
+sized for about an hour on 2 cores, warm start included: 4 tasks x 8 rollouts took 120 s per step
+on whole-room games (benchmarks/results/main_job.json, before this size), and the update's cost grows
+with the turns, so 2 tasks x 8 rollouts (the paper's group size) for 36 steps.
 
 Precedence: an option given on the command line (or ``--learner-args``) beats the preset, which
 beats the ``none`` preset's sdar-gym defaults.
@@ -71,8 +72,8 @@ def resolve_eval(args: Any) -> tuple[Any, AgentConfig]:
 
 
 CPU_PRESET: dict[str, Any] = {
-    "steps": 50,
-    "tasks_per_step": 4,
+    "steps": 36,
+    "tasks_per_step": 2,
     "group_size": 8,
     "max_turns": 30,
     "max_new_tokens": 48,
@@ -81,7 +82,7 @@ CPU_PRESET: dict[str, Any] = {
     "skills_embedder": "hashing",
     "skills_budget_chars": 800,
     "learner_args": {"lr": "1e-4", "mini_batches": "4"},
-    "eval_every": 10,
+    "eval_every": 12,
     "eval_tasks": 50,  # every game of the default set's generated valid_seen split
     "eval_temperature": 0.0,
 }
