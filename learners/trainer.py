@@ -257,8 +257,8 @@ class Trainer:
         self.step = 0
         self.best_success = self.last_success = 0.0
         """Best rollout success of a step so far, and the last step's (a drop to 0 is reported loudly, once)."""
-        self.best_eval = 0.0
-        """Best held-out success so far (likewise)."""
+        self.best_eval = self.last_eval = 0.0
+        """Best held-out success so far, and the last validation's (likewise)."""
         if cfg.resume:
             self.step = int(load_checkpoint(ckpt, self.policy, self.learner, weights=False)["step"])
         self.generator = make_generator(cfg.generator, self.policy, cfg.generator_args, run_dir=self.run_dir, max_batch_size=max(1, cfg.num_envs))
@@ -300,15 +300,15 @@ class Trainer:
         return {"eval/success": sum(e.won for e in played) / len(played), "eval/episodes": float(len(played)), "perf/eval_s": time.perf_counter() - t0}
 
     def _report_validation(self, step: int, metrics: dict[str, float], say) -> None:
-        """One line per validation; a collapse to zero after a success is reported loudly."""
+        """One line per validation; a collapse to zero after a success is reported loudly, once."""
         success = metrics.get("eval/success")
         if success is None:
             return
-        if success == 0.0 and self.best_eval > 0.0:
+        if success == 0.0 and self.last_eval > 0.0:
             metrics["warn/eval_success_collapsed"] = 1.0
             print(f"WARNING: step {step}: held-out success collapsed to 0 on all {metrics['eval/episodes']:.0f} validation tasks "
                   f"(best so far: {self.best_eval:.3f})", file=sys.stderr, flush=True)
-        self.best_eval = max(self.best_eval, success)
+        self.best_eval, self.last_eval = max(self.best_eval, success), success
         say(f"step {step}: held-out success {success:.3f} ({metrics['eval/episodes']:.0f} tasks, {metrics['perf/eval_s']:.0f}s)")
 
     def sync_generator(self) -> None:

@@ -323,6 +323,19 @@ def test_validation_runs_first_and_every_n_steps_and_the_last_line_compares_to_t
     assert out.strip().splitlines()[-1].startswith("held-out success: 0.250 at step 0 (warm start) -> 0.500 at step 4, +25.0 points, above")
 
 
+def test_a_held_out_collapse_is_reported_once_not_at_every_validation_at_zero(tiny_model, tmp_path, capsys):
+    from learners.trainer import Trainer
+
+    trainer = Trainer(train_args("alfworld", tiny_model, tmp_path / "z", learner="grpo", steps=6, eval_every=2))
+    held_out = iter([0.25, 0.0, 0.0, 0.0])
+    trainer.train_step = lambda pool: setattr(trainer, "step", trainer.step + 1) or {"rollout/all/success": 0.5}
+    trainer.validate = lambda: {"eval/success": next(held_out), "eval/episodes": 8.0, "perf/eval_s": 1.0}
+    trainer.train()
+    err = capsys.readouterr().err
+    assert err.count("held-out success collapsed") == 1 and "step 2: held-out success collapsed" in err
+    assert [r.get("warn/eval_success_collapsed") for r in read_metrics(tmp_path / "z") if "eval/success" in r] == [None, 1.0, None, None]
+
+
 def test_validation_without_held_out_tasks_fails_clearly(tiny_model, tmp_path):
     with pytest.raises(ConfigError, match="--eval-every 0"):
         train_args("alfworld", tiny_model, tmp_path / "x", eval_every=5, eval_env_kwargs={"split": "no_such_split"}).run()
