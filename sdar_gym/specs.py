@@ -129,7 +129,7 @@ ENV_SPECS: dict[str, EnvSpec] = {
             # so a few hundred expert games take about a minute; and the ``explorer`` expert, which
             # searches for objects it has not seen instead of walking straight to them, so its moves
             # follow from the prompt.
-            demo_env_kwargs={"engine": "fast", "split": "train", "expert": "explorer"},
+            demo_env_kwargs={"engine": "fast", "split": "train", "expert": "explorer", "planner": "search"},
             paper_preset=presets.PAPER_ALFWORLD,
             # the released validation plays the seen split (eval_in_distribution: agent_system/environments/env_manager.py)
             eval_env_kwargs={"split": "valid_seen"},

@@ -8,7 +8,7 @@ import gymnasium as gym
 import pytest
 
 import sdar_gym  # noqa: F401 (registers the gymnasium ids)
-from sdar_gym.core import DataError
+from sdar_gym.core import ConfigError, DataError
 from sdar_gym.envs.alfworld.engines import ENGINES
 from sdar_gym.envs.alfworld.protocol import NOTHING_HAPPENS, EngineState
 from sdar_gym.envs.alfworld.equivalence import compare_split, later_grammar_split
@@ -153,3 +153,34 @@ def test_demangled_names_match_alfworld():
     Info = namedtuple("Info", "id")
     reference = Demangler(game_infos={i: Info(i) for i in ids}, shuffle=False)
     assert demangle_names(ids) == {i: reference.demangle_alfred_name(i) for i in ids}
+
+
+def test_the_search_planner_wins_without_starting_textworld(tmp_path, monkeypatch):
+    """planner='search' (the warm start's demonstrations) must never load TextWorld's planner."""
+    from sdar_gym.envs.alfworld.env import ALFWorldEnv
+    from sdar_gym.envs.alfworld.fast import engine as fast_engine
+    from sdar_gym.envs.alfworld.generator import generate_games
+
+    def no_textworld(*args, **kwargs):
+        raise AssertionError("TextWorld's planner was started")
+
+    monkeypatch.setattr(fast_engine, "PlannerProcess", no_textworld)
+    generate_games(tmp_path, "train", 2, seed=0, progress=False)
+    env = ALFWorldEnv(data_dir=tmp_path, split="train", expert="explorer", planner="search")
+    for task in env.task_ids:
+        env.reset(options={"task_id": task})
+        for _ in range(40):
+            _, _, terminated, truncated, info = env.step(env.expert_action())
+            if terminated or truncated:
+                break
+        assert info["won"], task
+    env.close()
+
+
+def test_planner_names_are_checked():
+    from sdar_gym.envs.alfworld.env import ALFWorldEnv
+
+    with pytest.raises(ConfigError, match="unknown ALFWorld planner 'oracle'"):
+        ALFWorldEnv(planner="oracle")
+    with pytest.raises(ConfigError, match="needs engine='fast'"):
+        ALFWorldEnv(engine="textworld", planner="search")

