@@ -149,3 +149,15 @@ def test_a_slip_repeats_the_last_move_or_takes_another_admissible_one() -> None:
     assert ExpertPolicy._slip("look", ["look"], None, rng) == "look"
     with pytest.raises(ConfigError, match="noise"):
         ExpertPolicy("alfworld", noise=1.0)
+
+
+def test_metrics_count_the_groups_whose_rollouts_share_one_outcome() -> None:
+    """A group that all won or all lost gives GRPO no outcome signal; the log must show how many."""
+    from sdar_gym.rollout.types import Episode
+
+    def episode(group: str, won: bool, failed: bool = False) -> Episode:
+        return Episode(turns=[], group_id=group, task_id=group, task="t", task_type="pick", score=float(won), won=won, failed=failed)
+
+    batch = [episode("g0", False), episode("g0", False), episode("g1", True), episode("g1", False),
+             episode("g2", True), episode("g2", True), episode("g3", False), episode("g3", True, failed=True)]
+    assert episode_metrics(batch, prefix="rollout")["rollout/groups_one_outcome"] == 0.75  # g0, g2, and g3 (its win failed)

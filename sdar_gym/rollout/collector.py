@@ -370,7 +370,10 @@ def _check_groups(episodes: list[Episode]) -> None:
 
 def episode_metrics(episodes: list[Episode], prefix: str = "") -> dict[str, float]:
     """Mean return, success and native score over a batch of episodes, overall (``all/``) and per
-    task type, for logs; failed episodes are counted, not scored. Keys start with ``prefix/``."""
+    task type, for logs; failed episodes are counted, not scored. Keys start with ``prefix/``.
+
+    ``groups_one_outcome`` is the share of groups whose rollouts all won or all lost: such a group
+    gives a group-relative advantage no signal from the outcome, only from per-turn penalties."""
 
     def key(name: str) -> str:
         return f"{prefix}/{name}" if prefix else name
@@ -389,4 +392,8 @@ def episode_metrics(episodes: list[Episode], prefix: str = "") -> dict[str, floa
     turns = [t for e in done for t in e.turns]
     out[key("turns_mean")] = len(turns) / len(done)
     out[key("invalid_action_ratio")] = sum(not t.action_valid for t in turns) / max(1, len(turns))
+    outcomes: dict[str, set[bool]] = defaultdict(set)
+    for e in done:
+        outcomes[e.group_id].add(e.won)
+    out[key("groups_one_outcome")] = sum(len(o) == 1 for o in outcomes.values()) / len(outcomes)
     return out
