@@ -218,8 +218,9 @@ def test_sft_warm_start_fits_demonstrations_and_is_cached(tmp_path, monkeypatch)
 def test_sft_demonstrations_default_to_generated_train_games():
     from learners.sft import demo_env_kwargs
 
-    # no data_dir: the generated set; the explorer expert, whose moves follow from the prompt
-    assert demo_env_kwargs("alfworld", {}) == {"engine": "fast", "split": "train", "expert": "explorer"}
+    # no data_dir: the generated set; the explorer expert, whose moves follow from the prompt, planned by
+    # the fast engine's search (no TextWorld process per game)
+    assert demo_env_kwargs("alfworld", {}) == {"engine": "fast", "split": "train", "expert": "explorer", "planner": "search"}
     assert demo_env_kwargs("alfworld", {"split": "valid_seen"})["split"] == "valid_seen"
     assert demo_env_kwargs("webshop", {"x": 1}) == {"x": 1}
 
