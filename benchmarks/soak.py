@@ -23,12 +23,13 @@ duplicated episode or metric records, RSS growth within ``--rss-bound-mb`` from 
 ``--warmup-rounds`` (the first half of the rounds; on ALFWorld, before them, one env is also reset on
 every game twice, so that the cache of 64 compiled games turns over once) to the end of the last round,
 counting the server's child processes (ALFWorld's planners), every checkpoint loads.
-Why half the rounds: after the cache turned over, the ALFWorld server's RSS still grew for about 5,000
-requests, ever more slowly (10 rounds of 800 requests: +38 MB from the end of round 1 to the end of
-round 5, +16 MB over rounds 6 to 10, no planner process left at any round's end), while in one process
-making, playing and closing envs on 16 threads the live Python blocks and objects stayed flat as RSS
-crept: the allocator filling up, not a leak. A leak grows alike in both halves (the JSON reports both);
-the old one, 1.3 MB per env made, reset and closed, would add well over 100 MB in the measured half.
+Why half the rounds: after the cache turned over, the ALFWorld server's RSS still grew through the first
+rounds (from the end of round 1 to the end of round 5, then over rounds 6 to 10: +38 then +16 MB with
+rounds of 800 requests, +41 then +23 MB and +39 then +38 MB with rounds of 1,000; no planner process
+left at any round's end), while in one process making, playing and closing envs on 16 threads the live
+Python blocks and objects stayed flat as RSS crept. That points to the allocator, but a plateau is not
+shown in every run, so the JSON reports both halves. The bound catches a leak like the old one (1.3 MB
+per env made, reset and closed: well over 100 MB in the measured half), not one of a few KB per request.
 At least 3 rounds, so that growth after the warm-up is measured over two or more. Writes benchmarks/results/soak.json (the counts, and what
 failed); exits 1 when a check fails.
 
