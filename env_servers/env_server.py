@@ -28,7 +28,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from env_servers.guards import MAX_REQUEST_BYTES, check_port, guard, resolve_token
+from env_servers.guards import MAX_REQUEST_BYTES, check_port, guard, resolve_token, serve
 from sdar_gym.core import SdarGymError
 
 JSONScalar = str | int | float | bool | None
@@ -216,8 +216,6 @@ class ServeEnvArgs:
     """Largest request body accepted."""
 
     def run(self) -> None:
-        import uvicorn
-
         check_port(self.port)
         from sdar_gym.registration import parse_env_kwargs
 
@@ -226,4 +224,4 @@ class ServeEnvArgs:
             if getattr(self, key) is not None:
                 kwargs[key] = getattr(self, key)
         app = create_app(self.env, kwargs, resolve_token(self.token, self.host), self.max_envs, self.max_request_bytes)
-        uvicorn.run(app, host=self.host, port=self.port, log_level="warning")
+        serve(app, self.host, self.port, "warning")

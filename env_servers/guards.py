@@ -8,6 +8,8 @@ request body limit, and validation errors that name the problem without echoing 
     would answer with a 400).
 It also installs a 422 handler listing each validation error's location, message and type: never the
 input, which may be megabytes, or values (NaN, 1e999) that JSON cannot even encode.
+
+``serve(app, ...)`` runs such an app with uvicorn, keeping idle connections open ``KEEP_ALIVE_S``.
 """
 from __future__ import annotations
 
@@ -26,6 +28,12 @@ OPEN_PATHS = frozenset({"/health"})
 MAX_MESSAGE_CHARS = 300
 """Longest validation message sent back."""
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+KEEP_ALIVE_S = 75
+"""Seconds an idle keep-alive connection stays open (nginx's default). It must outlast both the time
+clients keep a connection for reuse (httpx 5 s, aiohttp 15 s) and any stall of the server's event loop:
+uvicorn's default, 5 s, equals httpx's, and after a loop stall of 5 s (an ALFWorld server on busy
+cores) uvicorn ran its due close before reading requests already waiting on those connections, which
+the kernel then reset (ReadError on the client)."""
 
 
 def resolve_token(token: str | None, host: str) -> str | None:
@@ -39,6 +47,13 @@ def resolve_token(token: str | None, host: str) -> str | None:
 def check_port(port: int) -> None:
     if not 0 < port < 65536:
         raise ConfigError(f"port must be in 1..65535, got {port}")
+
+
+def serve(app: Any, host: str, port: int, log_level: str) -> None:
+    """Run ``app`` with uvicorn on ``host:port``, idle connections kept ``KEEP_ALIVE_S``."""
+    import uvicorn
+
+    uvicorn.run(app, host=host, port=port, log_level=log_level, timeout_keep_alive=KEEP_ALIVE_S)
 
 
 def guard(app: Any, *, token: str | None = None, max_request_bytes: int = MAX_REQUEST_BYTES,

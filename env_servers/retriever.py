@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from env_servers.guards import MAX_REQUEST_BYTES, check_port, guard, resolve_token
+from env_servers.guards import MAX_REQUEST_BYTES, check_port, guard, resolve_token, serve
 from sdar_gym.envs.search_qa.retrievers import (
     HTTPRetriever,
     LocalIndex,
@@ -108,11 +108,9 @@ class ServeRetrieverArgs:
     """Largest request body accepted."""
 
     def run(self) -> None:
-        import uvicorn
-
         check_port(self.port)
         token = resolve_token(self.token, self.host)
         index = load_index(self.index, model=self.model)
         app = create_app(index, self.topk, describe(index), token, self.max_request_bytes)
         print(f"serving {describe(index)} from {self.index} on http://{self.host}:{self.port}/retrieve")
-        uvicorn.run(app, host=self.host, port=self.port, log_level="info")
+        serve(app, self.host, self.port, "info")

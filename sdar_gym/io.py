@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -76,20 +78,39 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary folder beside ``path``; on success it replaces ``path`` in one rename.
 
     Readers never see a partly written folder: either the old one (or none) or the complete new one.
+    Writers of the same ``path`` at once (threads or processes filling one cache entry) each publish
+    theirs whole, and the last one stays.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        _publish(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _publish(tmp: Path, path: Path) -> None:
+    """Rename ``tmp`` to ``path``, moving what is there aside first. Checking first and renaming after
+    raced a concurrent writer (its folder appeared in between: ENOTEMPTY), so the rename is tried
+    first and retried after each move aside; each writer moves aside under a name of its own."""
+    aside: list[Path] = []
+    try:
+        while True:
+            try:
+                os.replace(tmp, path)
+                return
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+                    raise
+            aside.append(path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.old"))
+            with contextlib.suppress(FileNotFoundError):  # another writer moved it first
+                os.replace(path, aside[-1])
+    finally:
+        for old in aside:
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
