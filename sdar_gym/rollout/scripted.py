@@ -25,6 +25,12 @@ def _prompt_ids(request: GenerationRequest) -> list[int]:
     return byte_ids("".join(m["content"] for m in request.messages or []))
 
 
+def _request_rng(request: GenerationRequest, fallback: random.Random) -> random.Random:
+    """The request's own generator when it carries ``sampling.seed`` (results then do not depend on
+    how requests were batched), else the policy's."""
+    return random.Random(request.sampling.seed) if request.sampling.seed is not None else fallback
+
+
 class ExpertPolicy:
     """Answers with the env's oracle action, which the collector supplies in
     ``request.metadata["expert_action"]`` because this policy sets ``wants_expert_action``.
@@ -52,7 +58,7 @@ class ExpertPolicy:
         for request in requests:
             action, thought = request.metadata.get("expert_action"), "Following the plan."
             episode, turn = request.metadata.get("episode", -1), request.metadata.get("turn", 0)
-            rng = random.Random(request.sampling.seed) if request.sampling.seed is not None else self._rng
+            rng = _request_rng(request, self._rng)
             if action and self.noise and rng.random() < self.noise:
                 action, thought = self._slip(action, request.metadata.get("admissible_actions") or [], self._previous.get(episode) if turn else None, rng), "Trying something."
                 self.perturbed.add((episode, turn))
@@ -90,7 +96,7 @@ class RandomPolicy:
     async def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
         out = []
         for request in requests:
-            rng = random.Random(request.sampling.seed) if request.sampling.seed is not None else self._rng
+            rng = _request_rng(request, self._rng)
             actions = request.metadata.get("admissible_actions") or list(self.fallback_actions)
             if not actions or rng.random() < self.invalid_prob:
                 text, logprob = "I am not sure what to do.", 0.0
