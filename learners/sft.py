@@ -124,6 +124,10 @@ def ensure_tiny_policy(env: str, progress: bool = True, env_kwargs: dict[str, An
     return build_sft_policy(SFTArgs(env=env, output=folder, env_kwargs=dict(env_kwargs or {})), progress=progress)
 
 
+DEMO_VERSION = 2
+"""Part of the demonstration cache key, bumped when the experts' choices change: 2 = the explorer
+searches in natural order."""
+
 DEMO_CHUNK_PER_WORKER = 4
 """Demonstration games per env process between two progress updates."""
 
@@ -151,7 +155,7 @@ def expert_demonstrations(
 
     pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
     chosen = random.Random(seed).sample(pool_tasks, min(games, len(pool_tasks)))
-    key = hashlib.sha256(json.dumps(["with-task", env, sorted(env_kwargs.items()), max_turns, seed, chosen, noise], default=str).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps(["with-task", DEMO_VERSION, env, sorted(env_kwargs.items()), max_turns, seed, chosen, noise], default=str).encode()).hexdigest()[:16]
     cache = sdar_gym_home() / "demos" / f"{env}-{key}.jsonl"
     if cache.exists():
         return [(r["messages"], r["response"], r["task"], r["task_type"]) for r in read_jsonl(cache)]

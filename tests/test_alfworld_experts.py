@@ -98,3 +98,19 @@ def test_unknown_expert_is_a_clear_error(games):
     with pytest.raises(ConfigError, match="unknown ALFWorld expert 'oracle'.*planner"):
         ALFWorldEnv(data_dir=games, split="train", expert="oracle")
     assert set(EXPERTS) == {"planner", "explorer"}
+
+
+def test_explorer_searches_in_natural_order():
+    """Cabinet 2 comes after cabinet 1, not cabinet 10 as in the sorted admissible list: the next move
+    then follows from where the explorer stands, which a short history shows."""
+    explorer = EXPERTS["explorer"]()
+    explorer.reset("You are in the middle of a room. Your task is to: put a mug in shelf.")
+    plan = lambda: ["go to cabinet 10", "take mug 1 from cabinet 10", "go to shelf 1", "move mug 1 to shelf 1"]  # noqa: E731
+    places = ["cabinet 1", "cabinet 10", "cabinet 11", "cabinet 2", "shelf 1"]
+    route = []
+    for _ in range(4):
+        here = route[-1] if route else None
+        action = explorer.action([f"go to {p}" for p in places if p != here], plan)
+        route.append(action.removeprefix("go to "))
+        explorer.observe(action, f"You arrive at loc 3. On the {route[-1]}, you see nothing.")
+    assert route == ["cabinet 1", "cabinet 2", "cabinet 10", "cabinet 11"]

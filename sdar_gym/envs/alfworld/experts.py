@@ -6,7 +6,9 @@
 * ``explorer`` knows only what the text has shown. While the next object the plan needs (the one
   it takes or uses) has not appeared in any observation, it searches: it opens the receptacle it
   stands at if closed, else goes to the next unvisited receptacle that can hold that object
-  (ALFRED's ``VAL_RECEPTACLE_OBJECTS``), in the order of the admissible action list. Any object
+  (ALFRED's ``VAL_RECEPTACLE_OBJECTS``), in natural order: by kind, then by number (cabinet 2
+  before cabinet 10), so that its next move follows from where it stands (cabinet 7 after cabinet
+  6), which a short history shows, rather than from everything it visited. Any object
   of a kind the plan takes that it finds (in any order: a look plan may use the lamp first), outside the task's destination, it takes (the planner's choice
   of instance is arbitrary to an observer). Once the object has been seen it follows the planner.
   Its demonstrations are learnable from the prompt.
@@ -68,6 +70,12 @@ def _kind(name: str) -> str:
     return name.rsplit(" ", 1)[0]
 
 
+def _natural(name: str) -> tuple[str, int]:
+    """``"cabinet 10"`` -> ``("cabinet", 10)``: sorts cabinet 2 before cabinet 10."""
+    kind, _, number = name.rpartition(" ")
+    return (kind, int(number)) if number.isdigit() else (name, 0)
+
+
 class ExplorerExpert:
     """Searches for the object the plan needs next until the text has shown it; see the module doc."""
 
@@ -111,7 +119,7 @@ class ExplorerExpert:
         if self._here and f"open {self._here}" in admissible:
             return f"open {self._here}"
         holders = _holders().get(_kind(self._target), frozenset())
-        unvisited = [m.group(1) for m in map(_ARRIVE.match, admissible) if m and m.group(1) not in self._visited]
+        unvisited = sorted((m.group(1) for m in map(_ARRIVE.match, admissible) if m and m.group(1) not in self._visited), key=_natural)
         for candidates in ([r for r in unvisited if _kind(r) in holders], unvisited):
             if candidates:
                 return f"go to {candidates[0]}"
