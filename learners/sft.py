@@ -66,6 +66,12 @@ class SFTArgs:
     env_kwargs: dict[str, str] = field(default_factory=dict)
     """Extra env constructor arguments (e.g. data_dir, split); for ALFWorld they default to the
     generated train split on the fast engine (the env spec's ``demo_env_kwargs``)."""
+    prompt_loss_weight: float = 1.0
+    """Weight of a language-modeling loss on the prompt tokens, added to the loss on the response
+    (each a token mean). TRL's SFT trains on the completion only by default (``completion_only_loss``);
+    a model trained from scratch learns to read its prompt (copy the receptacle it stands at, the
+    object it sees) far sooner when it also models the prompt text: with 1.0 the 4-epoch tiny policy
+    answered 62 of 150 training turns exactly as the expert, with 0.0 it answered 18 (README)."""
     teacher_fraction: float = 0.3
     """Share of turns shown in SDAR's teacher template (skill text in the prompt), so the teacher branch is in distribution."""
     skills_embedder: str = "hashing"
@@ -88,11 +94,12 @@ class SFTArgs:
         return build_sft_policy(self)
 
 
-RECIPE_VERSION = 4
+RECIPE_VERSION = 5
 """Bumped when a cached tiny policy must be rebuilt: 2 = Qwen2-consistent tokenizer (a reloaded
 version-1 model read different token ids than it was trained on) and explorer demonstrations;
 3 = teacher-template turns and skill text in the tokenizer; 4 = 4 epochs of length-grouped batches,
-for a first-use build near 10 minutes."""
+for a first-use build near 10 minutes; 5 = a loss on the prompt tokens too, and the explorer's
+natural search order."""
 
 
 def is_built(folder: Path) -> bool:
@@ -236,8 +243,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
             # each turn is shown in the teacher's template (skill text in the prompt) with probability teacher_fraction
             shown = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data]
             for batch in _length_grouped_batches(shown, args.batch_size, rng):
-                logp, _ = policy.response_logprobs([p for p, _ in batch], [r for _, r in batch])
-                loss = -logp.mean()
+                loss = sft_loss(policy, batch, args.prompt_loss_weight)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
@@ -254,6 +260,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "games": args.games,
         "epochs": args.epochs,
         "teacher_fraction": args.teacher_fraction,
+        "prompt_loss_weight": args.prompt_loss_weight,
         "demo_noise": args.demo_noise,
         "first_loss": first_loss,
         "final_loss": loss_value,
@@ -265,6 +272,19 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         policy.save(tmp)
         (tmp / "sft.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return out
+
+
+def sft_loss(policy, batch: list[tuple[list[int], list[int]]], prompt_weight: float):
+    """Token-mean NLL of the responses, plus ``prompt_weight`` times that of the prompts (from their
+    second token on); ``batch`` holds (prompt ids, response ids) pairs. One forward pass either way."""
+    if not prompt_weight:
+        logp, _ = policy.response_logprobs([p for p, _ in batch], [r for _, r in batch])
+        return -logp.mean()
+    import torch
+
+    logp, _ = policy.response_logprobs([p[:1] for p, _ in batch], [p[1:] + r for p, r in batch])
+    in_response = torch.tensor([k >= len(p) - 1 for p, r in batch for k in range(len(p) - 1 + len(r))], device=logp.device)
+    return -logp[in_response].mean() - prompt_weight * logp[~in_response].mean()
 
 
 def _length_grouped_batches(examples: list, batch_size: int, rng: random.Random) -> list[list]:

@@ -394,3 +394,24 @@ def test_sft_builds_with_ten_optimizer_steps(tmp_path, monkeypatch):
     monkeypatch.setattr(sft, "expert_demonstrations", lambda *a, **k: demos)
     args = SFTArgs(env="alfworld", output=tmp_path / "m", epochs=1, batch_size=1, vocab_size=300, hidden_size=32, num_layers=1)
     assert (sft.build_sft_policy(args, progress=False) / "sft.json").exists()
+
+
+def test_sft_loss_adds_the_prompt_tokens_token_mean_weighted(tiny_model):
+    """The warm start's loss: the responses' token-mean NLL plus ``w`` times the prompts' (from their
+    second token), which teaches a from-scratch policy to read its prompt."""
+    import torch
+
+    from learners.policy_model import PolicyModel, PolicyModelConfig
+    from learners.sft import sft_loss
+
+    policy = PolicyModel.from_pretrained(PolicyModelConfig(model=tiny_model), with_reference=False)
+    tok = policy.tokenizer
+    batch = [(tok("Your task is to: put a mug")["input_ids"], tok("<action>go to fridge 1</action>")["input_ids"]),
+             (tok("open the fridge")["input_ids"], tok("<action>look</action>")["input_ids"])]
+    with torch.no_grad():
+        logits = [policy.model(torch.tensor([p + r])).logits[0].log_softmax(-1) for p, r in batch]
+        token_logp = [lp[:-1].gather(1, torch.tensor([p + r])[0, 1:, None])[:, 0] for lp, (p, r) in zip(logits, batch)]
+        response = torch.cat([t[len(p) - 1 :] for t, (p, _) in zip(token_logp, batch)]).mean()
+        prompt = torch.cat([t[: len(p) - 1] for t, (p, _) in zip(token_logp, batch)]).mean()
+        torch.testing.assert_close(sft_loss(policy, batch, 0.0), -response)
+        torch.testing.assert_close(sft_loss(policy, batch, 0.5), -response - 0.5 * prompt)
