@@ -25,10 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import write_result  # noqa: E402
 from learners.sft import SFTArgs, demo_env_kwargs, expert_demonstrations  # noqa: E402
+from sdar_gym.agent import TextAgent  # noqa: E402
 
 
-def verb(response: str) -> str:
-    return response.split("<action>", 1)[-1].split(" ", 1)[0]
+def verb(response: str, agent: TextAgent) -> str:
+    """The first word of the response's action (``go``, ``take``, ...), read by the agent's projection."""
+    return (agent.project(response).action or "").split(" ", 1)[0]
 
 
 def fit(model: str, turns: list, threads: int) -> dict:
@@ -42,11 +44,11 @@ def fit(model: str, turns: list, threads: int) -> dict:
     start = time.perf_counter()
     requests = [GenerationRequest(messages=m, sampling=SamplingParams(temperature=0.0, max_new_tokens=48)) for m, _ in turns]
     answers = [g for i in range(0, len(requests), 25) for g in policy.generate_sync(requests[i : i + 25])]
-    exact, total = collections.Counter(), collections.Counter()
+    exact, total, agent = collections.Counter(), collections.Counter(), TextAgent("alfworld")
     for (_, expected), g in zip(turns, answers):
         text = policy.tokenizer.decode(g.response_ids, skip_special_tokens=True)
-        total[verb(expected)] += 1
-        exact[verb(expected)] += text.strip() == expected.strip()
+        total[verb(expected, agent)] += 1
+        exact[verb(expected, agent)] += text.strip() == expected.strip()
     meta = Path(model) / "sft.json"
     return {
         "exact": sum(exact.values()), "turns": len(turns), "by_verb": {v: [exact[v], total[v]] for v in sorted(total)},
