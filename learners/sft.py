@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from sdar_gym.core import DataError, sdar_gym_home
+from sdar_gym.core import ConfigError, DataError, sdar_gym_home
 from sdar_gym.io import atomic_dir, atomic_write_jsonl, read_jsonl
 from sdar_gym.registration import parse_env_kwargs, task_list
 
@@ -201,6 +201,8 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
     from sdar_gym.progress import StageProgress
     from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
 
+    if not 0.0 <= args.prompt_loss_weight < float("inf"):
+        raise ConfigError(f"prompt_loss_weight must be a finite number >= 0, got {args.prompt_loss_weight}")
     out = Path(args.output) if args.output else tiny_policy_dir(args.env)
     if is_built(out) and not args.force:
         return out

@@ -415,3 +415,17 @@ def test_sft_loss_adds_the_prompt_tokens_token_mean_weighted(tiny_model):
         prompt = torch.cat([t[: len(p) - 1] for t, (p, _) in zip(token_logp, batch)]).mean()
         torch.testing.assert_close(sft_loss(policy, batch, 0.0), -response)
         torch.testing.assert_close(sft_loss(policy, batch, 0.5), -response - 0.5 * prompt)
+
+
+@pytest.mark.parametrize("weight", [-1.0, float("nan"), float("inf")])
+def test_sft_refuses_a_prompt_loss_weight_that_is_not_finite_and_non_negative(weight, tmp_path, monkeypatch):
+    """A negative weight would push the prompts' likelihood down, NaN or inf would poison every step."""
+    from learners import sft
+    from learners.sft import SFTArgs
+
+    demos = [([{"role": "user", "content": f"Your task is to: look {i}"}], "<action>look</action>") for i in range(4)]
+    monkeypatch.setattr(sft, "expert_demonstrations", lambda *a, **k: demos)  # an unchecked build finishes fast
+    args = SFTArgs(output=tmp_path / "m", epochs=1, batch_size=2, vocab_size=300, hidden_size=32, num_layers=1, prompt_loss_weight=weight)
+    with pytest.raises(ConfigError, match="prompt_loss_weight must be a finite number >= 0"):
+        sft.build_sft_policy(args, progress=False)
+    assert not (tmp_path / "m").exists()
