@@ -4,7 +4,8 @@ Fast Downward's translator sets ``sys.argv`` (its option parser reads it), keeps
 module globals and swaps ``sys.stdout`` to capture its log; TextWorld's grammar parser is not
 re-entrant either. So two envs loading games at once in one process (threads of an env server)
 corrupt each other, and a caller's ``sys.argv`` is left rewritten. :func:`textworld_call`
-serializes these calls process-wide and puts the globals back afterwards.
+serializes these calls process-wide and puts the globals back afterwards. The translator's log
+capture is narrowed to the translating thread, so other threads' output is not swallowed.
 
 The planner's search itself (``replan``) runs in each PDDL env's private copy of ``libdownward``
 and touches no Python global, so it runs outside the lock (see ``TextWorldEngine.plan``).
@@ -12,6 +13,7 @@ and touches no Python global, so it runs outside the lock (see ``TextWorldEngine
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import threading
@@ -30,9 +32,47 @@ def _new_lock_in_child() -> None:
 os.register_at_fork(after_in_child=_new_lock_in_child)
 
 
+class _RoutedStdout:
+    """``sys.stdout`` while Fast Downward captures its translator's log: writes from the capturing
+    thread go to the capture, every other thread's to the stream that was there before."""
+
+    def __init__(self, capture: io.StringIO, previous, owner: int) -> None:
+        self.capture, self.previous, self.owner = capture, previous, owner
+
+    def write(self, text: str) -> int:
+        return (self.capture if threading.get_ident() == self.owner else self.previous).write(text)
+
+    def __getattr__(self, name: str):
+        return getattr(self.previous, name)
+
+
+class _CaptureOwnThread(list):
+    """Stands in for ``fast_downward.interface.CapturingStdout``, which points ``sys.stdout`` at a
+    StringIO and so swallows what every other thread prints meanwhile (an env server's log lines
+    while one of its envs compiles a game). Same interface: the lines of its own thread's output."""
+
+    def __enter__(self) -> "_CaptureOwnThread":
+        self._previous, self._capture = sys.stdout, io.StringIO()
+        sys.stdout = _RoutedStdout(self._capture, self._previous, threading.get_ident())
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.extend(self._capture.getvalue().splitlines())
+        sys.stdout = self._previous
+
+
+def _capture_own_thread_only() -> None:
+    try:
+        from fast_downward import interface
+    except ImportError:  # ALFWorld's extra is not installed: nothing to route
+        return
+    interface.CapturingStdout = _CaptureOwnThread  # looked up by name at each pddl2sas call
+
+
 @contextlib.contextmanager
 def textworld_call() -> Iterator[None]:
     """Hold the process-wide TextWorld lock; restore ``sys.argv``, ``sys.stdout`` and the cwd on exit."""
+    _capture_own_thread_only()
     with _LOCK:
         argv, stdout, cwd = list(sys.argv), sys.stdout, os.getcwd()
         try:
