@@ -204,11 +204,12 @@ def resolve_cpu_preset(cfg: TrainArgs, announce: bool = True) -> TrainArgs:
 
     if not wants_cpu_preset(cfg, torch.cuda.is_available()):
         return cfg
+    why = "--preset cpu" if cfg.preset == "cpu" else "built-in tiny policy, no GPU"
     cfg, applied = apply_cpu_preset(cfg)
     cfg = replace(cfg, preset="cpu")
     if announce and applied:
         values = ", ".join(f"{k}={v}" for k, v in applied.items())
-        print(f"CPU preset (built-in tiny policy, no GPU): {values}. Pass --preset paper for the paper's values.", flush=True)
+        print(f"CPU preset ({why}): {values}. Pass --preset paper for the paper's values.", flush=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     return cfg

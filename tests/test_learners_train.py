@@ -358,7 +358,13 @@ def test_cpu_preset_fills_defaults_for_the_tiny_policy_without_gpu(capsys, monke
     assert cfg.group_size == CPU_PRESET["group_size"] and cfg.tasks_per_step == CPU_PRESET["tasks_per_step"]
     assert cfg.learner_args == {"lr": "3e-4", "mini_batches": CPU_PRESET["learner_args"]["mini_batches"]}
     out = capsys.readouterr().out
-    assert "CPU preset" in out and f"tasks_per_step={CPU_PRESET['tasks_per_step']}" in out and "--preset paper" in out
+    assert "CPU preset (built-in tiny policy, no GPU)" in out and f"tasks_per_step={CPU_PRESET['tasks_per_step']}" in out and "--preset paper" in out
+    try:
+        chosen = resolve_preset(TrainArgs(model="some/model", preset="cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    assert chosen.group_size == CPU_PRESET["group_size"]
+    assert "CPU preset (--preset cpu)" in capsys.readouterr().out  # asked for, not inferred: the message says so
     assert resolve_preset(TrainArgs(model="some/model")) == TrainArgs(model="some/model")  # a real model: no preset
     paper = replace(TrainArgs(), **{"preset": "paper"}) if "preset" in TrainArgs.__dataclass_fields__ else None
     if paper is not None:
