@@ -13,6 +13,7 @@ step k replays steps k+1… exactly as an uninterrupted run would (inline pool).
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import random
 import sys
@@ -215,6 +216,11 @@ def resolve_cpu_preset(cfg: TrainArgs, announce: bool = True) -> TrainArgs:
     return cfg
 
 
+COLLAPSE_ROLLOUTS = 64
+"""Rollouts, over the latest steps, that must all fail before training success is reported as
+collapsed: on the CPU preset's steps of 16 rollouts one step without a win is ordinary."""
+
+
 class Trainer:
     def __init__(self, cfg: TrainArgs, policy: PolicyModel | None = None, skills: SkillContext | None = None) -> None:
         from learners import distributed
@@ -256,8 +262,11 @@ class Trainer:
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.eval_env_kwargs, self.eval_tasks = self._held_out()
         self.step = 0
-        self.best_success = self.last_success = 0.0
-        """Best rollout success of a step so far, and the last step's (a drop to 0 is reported loudly, once)."""
+        self.best_success = 0.0
+        """Best rollout success of a step so far."""
+        self.recent_success: collections.deque[float] = collections.deque(maxlen=-(-COLLAPSE_ROLLOUTS // (cfg.tasks_per_step * cfg.group_size)))
+        """Success of the latest steps holding at least COLLAPSE_ROLLOUTS rollouts (a drop to 0 on all of them is reported loudly, once)."""
+        self.collapse_reported = False
         self.best_eval = self.last_eval = 0.0
         """Best held-out success so far, and the last validation's (likewise)."""
         if cfg.resume:
@@ -299,6 +308,19 @@ class Trainer:
         if not played:
             return {}
         return {"eval/success": sum(e.won for e in played) / len(played), "eval/episodes": float(len(played)), "perf/eval_s": time.perf_counter() - t0}
+
+    def _report_collapse(self, metrics: dict[str, float]) -> None:
+        """A drop of rollout success to 0 over the latest COLLAPSE_ROLLOUTS rollouts, after a success, is reported loudly, once."""
+        success = metrics.get("rollout/all/success", 0.0)
+        self.recent_success.append(success)
+        if success > 0.0:
+            self.collapse_reported = False
+        elif self.best_success > 0.0 and not self.collapse_reported and len(self.recent_success) == self.recent_success.maxlen and not any(self.recent_success):
+            metrics["warn/success_collapsed"] = 1.0
+            self.collapse_reported = True
+            print(f"WARNING: step {self.step}: success collapsed to 0 on every rollout of the last {len(self.recent_success)} step(s) "
+                  f"(best step so far: {self.best_success:.2f})", file=sys.stderr, flush=True)
+        self.best_success = max(self.best_success, success)
 
     def _report_validation(self, step: int, metrics: dict[str, float], say) -> None:
         """One line per validation; a collapse to zero after a success is reported loudly, once."""
@@ -354,17 +376,13 @@ class Trainer:
                         saved = latest_checkpoint(self.run_dir)
                         kept = f"the last checkpoint ({saved.name}) is intact" if saved else "no checkpoint was written yet"
                         raise SdarGymError(f"step {self.step + 1}: {e}; nothing of this step was saved and {kept}") from None
-                    success = last.get("rollout/all/success", 0.0)
-                    if success == 0.0 and self.last_success > 0.0:
-                        last["warn/success_collapsed"] = 1.0
-                        print(f"WARNING: step {self.step}: success collapsed to 0 on every rollout of the step (best step so far: {self.best_success:.2f})", file=sys.stderr, flush=True)
-                    self.best_success, self.last_success = max(self.best_success, success), success
+                    self._report_collapse(last)
                     if self.eval_tasks and (self.step % cfg.eval_every == 0 or self.step == cfg.steps):
                         last.update(self.validate())
                         self._report_validation(self.step, last, progress.line)
                     if main:
                         log.log(self.step, last)
-                    progress.update(bar, completed=self.step, status=f"success {success:.2f}  reward {last.get('rollout/all/reward', 0):.2f}  step {last.get('perf/step_s', 0):.0f}s")
+                    progress.update(bar, completed=self.step, status=f"success {last.get('rollout/all/success', 0):.2f}  reward {last.get('rollout/all/reward', 0):.2f}  step {last.get('perf/step_s', 0):.0f}s")
                     if self.step % cfg.save_every == 0 or self.step == cfg.steps:
                         # every process joins the gathers of a sharded learner; rank 0 writes the checkpoint of all
                         weights = self.dp.full_state_dict(self.policy.scorer) if self.dp.sharded else None

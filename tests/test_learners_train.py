@@ -293,8 +293,9 @@ def test_nan_loss_stops_the_update_naming_step_and_term_and_keeps_the_checkpoint
 def test_success_collapse_is_reported_loudly(tiny_model, tmp_path, capsys):
     from learners.trainer import Trainer
 
-    trainer = Trainer(train_args("alfworld", tiny_model, tmp_path / "c", learner="grpo", steps=4))
-    values = iter([0.5, 0.0, 0.0, 0.25])
+    # 32 rollouts a step: a collapse is 2 steps without a win (learners.trainer.COLLAPSE_ROLLOUTS)
+    trainer = Trainer(train_args("alfworld", tiny_model, tmp_path / "c", learner="grpo", steps=6, tasks_per_step=4, group_size=8))
+    values = iter([0.5, 0.0, 0.0, 0.0, 0.25, 0.0])
 
     def fake_step(pool):
         trainer.step += 1
@@ -303,9 +304,10 @@ def test_success_collapse_is_reported_loudly(tiny_model, tmp_path, capsys):
     trainer.train_step = fake_step
     trainer.train()
     err = capsys.readouterr().err
-    assert "WARNING: step 2: success collapsed to 0" in err and err.count("WARNING") == 1  # once per collapse, not every step at 0
+    assert "WARNING: step 3: success collapsed to 0 on every rollout of the last 2 step(s)" in err
+    assert err.count("WARNING") == 1  # once per collapse; one step without a win (step 6) is noise, not a collapse
     rows = read_metrics(tmp_path / "c")
-    assert [r.get("warn/success_collapsed") for r in rows] == [None, 1.0, None, None]
+    assert [r.get("warn/success_collapsed") for r in rows] == [None, None, 1.0, None, None, None]
 
 
 def test_validation_runs_first_and_every_n_steps_and_the_last_line_compares_to_the_warm_start(tiny_model, tmp_path, capsys):
