@@ -240,6 +240,17 @@ def plot_curves(report: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def build_warm_start(args, env_kwargs: dict, train_tasks: list) -> str:
+    """The built-in tiny policy's recipe with the --sft-* overrides, cached by its inputs."""
+    sft = SFTArgs(env="alfworld", games=args.sft_games, epochs=args.sft_epochs, hidden_size=args.sft_hidden, num_layers=args.sft_layers,
+                  lr=args.sft_lr, env_kwargs={k: str(v) for k, v in env_kwargs.items()})
+    demo_kwargs = demo_env_kwargs("alfworld", env_kwargs)
+    key = hashlib.sha256(json.dumps([vars(sft) | {"output": None}, demo_kwargs, train_tasks, args.sft_skip_types], default=str).encode()).hexdigest()[:12]
+    sft.output = sdar_gym_home() / "models" / f"bench-tiny-alfworld-{key}"
+    sft_tasks = [t for t in train_tasks if not any(str(t).startswith(p) for p in args.sft_skip_types)]
+    return str(build_sft_policy(sft, progress=False, tasks=sft_tasks))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=None, help="ALFWorld data (default: the generated game set)")
@@ -259,6 +270,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sft-layers", type=int, default=recipe.num_layers)
     ap.add_argument("--sft-lr", type=float, default=recipe.lr)
     ap.add_argument("--warm-start-only", action="store_true", help="build and evaluate the warm start, then stop")
+    ap.add_argument("--warm-start", type=Path, default=None, help="RL from this policy folder (e.g. one `sdar-gym sft` built) instead of building one; the --sft-* flags are then unused")
     ap.add_argument("--learners", nargs="+", default=list(LEARNERS))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--steps", type=int, default=12)
@@ -302,15 +314,9 @@ def main(argv: list[str] | None = None) -> dict:
         held_out["real_valid_seen"] = (kw, spread(task_list("alfworld", kw)[0], args.real_games))
     if not held_out:
         ap.error("nothing to evaluate: give --eval-splits or --eval-rl-games")
-    sft = SFTArgs(env="alfworld", games=args.sft_games, epochs=args.sft_epochs, hidden_size=args.sft_hidden, num_layers=args.sft_layers,
-                  lr=args.sft_lr, env_kwargs={k: str(v) for k, v in env_kwargs.items()})
-    demo_kwargs = demo_env_kwargs("alfworld", env_kwargs)
-    key = hashlib.sha256(json.dumps([vars(sft) | {"output": None}, demo_kwargs, train_tasks, args.sft_skip_types], default=str).encode()).hexdigest()[:12]
-    sft.output = sdar_gym_home() / "models" / f"bench-tiny-alfworld-{key}"
-    print(f"warm start: {sft.output}", flush=True)
-    sft_tasks = [t for t in train_tasks if not any(str(t).startswith(p) for p in args.sft_skip_types)]
-    warm = str(build_sft_policy(sft, progress=False, tasks=sft_tasks))
-    sft_meta = json.loads((Path(warm) / "sft.json").read_text())
+    warm = str(args.warm_start) if args.warm_start else build_warm_start(args, env_kwargs, train_tasks)
+    print(f"warm start: {warm}", flush=True)
+    sft_meta = json.loads((Path(warm) / "sft.json").read_text()) if (Path(warm) / "sft.json").is_file() else {}
     before = held_out_eval(warm, held_out, args)
     print(f"warm start held-out success: {before['success']:.3f}", flush=True)
     if args.warm_start_only:
