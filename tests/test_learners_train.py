@@ -437,3 +437,27 @@ def test_sft_refuses_a_prompt_loss_weight_that_is_not_finite_and_non_negative(we
     with pytest.raises(ConfigError, match="prompt_loss_weight must be a finite number >= 0"):
         sft.build_sft_policy(args, progress=False)
     assert not (tmp_path / "m").exists()
+
+
+def test_sft_oversample_lists_the_named_verbs_turns_that_many_times(tiny_model):
+    from transformers import AutoTokenizer
+
+    from learners.sft import SFTArgs, _encode_demos
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    actions = ["go to desk 1", "take pen 1 from desk 1", "put pen 1 in/on shelf 1", "look"]
+    demos = [([{"role": "user", "content": f"Your task is to: turn {i}"}], f"<think>ok</think><action>{a}</action>") for i, a in enumerate(actions)]
+    plain, _ = _encode_demos(tok, demos, {}, SFTArgs())
+    over, _ = _encode_demos(tok, demos, {}, SFTArgs(oversample={"take": 3, "put": 2}))
+    assert len(plain) == 4
+    assert [over.count(turn) for turn in plain] == [1, 3, 2, 1]
+
+
+@pytest.mark.parametrize("count", [0, -2, True])
+def test_sft_refuses_an_oversample_count_below_one(count, tmp_path):
+    from learners import sft
+    from learners.sft import SFTArgs
+
+    with pytest.raises(ConfigError, match="oversample counts must be whole numbers >= 1"):
+        sft.build_sft_policy(SFTArgs(output=tmp_path / "m", oversample={"take": count}), progress=False)
+    assert not (tmp_path / "m").exists()
