@@ -13,6 +13,7 @@ and touches no Python global, so it runs outside the lock (see ``TextWorldEngine
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import os
 import sys
@@ -61,7 +62,9 @@ class _CaptureOwnThread(list):
         sys.stdout = self._previous
 
 
+@functools.cache
 def _capture_own_thread_only() -> None:
+    """Install :class:`_CaptureOwnThread` in Fast Downward, once per process (TextWorld engine steps call this)."""
     try:
         from fast_downward import interface
     except ImportError:  # ALFWorld's extra is not installed: nothing to route
