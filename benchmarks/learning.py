@@ -87,6 +87,8 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     try:
         for _ in range(args.steps):
             m = trainer.train_step(async_pool)
+            print(f"  {learner} seed {seed}: step {trainer.step}/{args.steps}, rollout success {m.get('rollout/all/success', 0.0):.2f}, "
+                  f"{m.get('perf/step_s', 0.0):.0f}s", flush=True)  # the trainer's own progress is off in these workers
             steps.append({k: m[k] for k in sorted(m) if k.startswith(("rollout/all", "train/", "sdar/", "perf/"))})
             if args.eval_every and trainer.step % args.eval_every == 0 and trainer.step < args.steps:
                 curve.append({"step": trainer.step, **_eval_all(trainer.policy, held_out, args)})
