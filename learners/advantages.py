@@ -36,6 +36,9 @@ class AdvantageSettings:
 
     eps: float = 1e-6
     """Epsilon in (s − mean) / (std + eps)."""
+    norm_by_std: bool = True
+    """GRPO's division by the group's std (``grpo``, ``grpo_episode``); False centres only (Dr. GRPO).
+    Released default: ``algorithm.norm_adv_by_std_in_grpo: True`` (verl/trainer/config/ppo_trainer.yaml)."""
     gigpo_mode: str = "mean_norm"
     """GiGPO normalization: ``mean_norm`` (s − mean) or ``mean_std_norm`` ((s − mean)/(std + eps)).
     Default from verl/trainer/config/ppo_trainer.yaml (algorithm.gigpo.mode)."""
@@ -70,9 +73,9 @@ def grpo(groups: Groups, settings: AdvantageSettings) -> Advantages:
 
     verl's ``compute_grpo_outcome_advantage`` with ``compute_mean_std_cross_steps=True``
     (verl/trainer/ppo/core_algos.py): mean and std are taken over *all turn samples* of the group,
-    A = (score − mean) / (std + eps).
+    A = (score − mean) / (std + eps), or score − mean without ``norm_by_std``.
     """
-    return [_cross_step_norm(group, settings.eps) for group in groups]
+    return [_cross_step_norm(group, settings.eps, settings.norm_by_std) for group in groups]
 
 
 def grpo_episode(groups: Groups, settings: AdvantageSettings) -> Advantages:
@@ -82,7 +85,7 @@ def grpo_episode(groups: Groups, settings: AdvantageSettings) -> Advantages:
     out: Advantages = []
     for group in groups:
         returns = torch.tensor([e.total_reward for e in group], dtype=torch.float32)
-        adv = losses.grpo_advantages(returns, [0] * len(group), eps=settings.eps).tolist()
+        adv = losses.grpo_advantages(returns, [0] * len(group), eps=settings.eps, normalize_std=settings.norm_by_std).tolist()
         out.append([[a] * len(e.turns) for a, e in zip(adv, group)])
     return out
 

@@ -46,6 +46,16 @@ def learner_entry(name: str) -> LearnerEntry:
     return LEARNERS[name]
 
 
+def _parse_bool(value: Any) -> bool:
+    """``true``/``false`` (also 1/0, yes/no); anything else is an error, not a silent False."""
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes"):
+        return True
+    if text in ("0", "false", "no"):
+        return False
+    raise ValueError(text)
+
+
 def make_config(name: str, overrides: dict[str, Any] | None = None) -> LearnerConfig:
     """The learner's config with ``overrides`` applied, each checked against its fields."""
     entry = learner_entry(name)
@@ -57,7 +67,7 @@ def make_config(name: str, overrides: dict[str, Any] | None = None) -> LearnerCo
             raise ConfigError(f"learner {name!r} has no setting {key!r}; settings: {', '.join(sorted(known))}")
         default = getattr(cfg, key)
         try:
-            value = type(default)(value) if not isinstance(default, bool) else str(value).lower() in ("1", "true", "yes")
+            value = _parse_bool(value) if isinstance(default, bool) else type(default)(value)
         except (TypeError, ValueError):
             raise ConfigError(f"learner setting {key}={value!r} is not a valid {type(default).__name__}") from None
         setattr(cfg, key, value)

@@ -63,6 +63,10 @@ class LearnerConfig:
     """Passes over the batch per update."""
     adv_eps: float = 1e-6
     """Epsilon in (r - mean) / (std + eps)."""
+    norm_adv_by_std: bool = True
+    """GRPO divides each group's centred scores by their std (released: ``algorithm.norm_adv_by_std_in_grpo:
+    True``, verl/trainer/config/ppo_trainer.yaml). False centres only (Dr. GRPO): a group where every
+    episode fails then keeps its small invalid-action penalties small instead of scaling them to unit size."""
     temperature: float = 1.0
     """Sampling temperature of the rollout (log-probs are of logits / temperature)."""
     advantage: str = "grpo"
@@ -208,7 +212,9 @@ class PolicyGradientLearner:
             return []
         c = self.config
         groups = advantages.group_episodes(usable)
-        settings = advantages.AdvantageSettings(c.adv_eps, c.gigpo_mode, c.gigpo_step_weight, c.gigpo_gamma)
+        settings = advantages.AdvantageSettings(
+            eps=c.adv_eps, norm_by_std=c.norm_adv_by_std, gigpo_mode=c.gigpo_mode, gigpo_step_weight=c.gigpo_step_weight, gigpo_gamma=c.gigpo_gamma
+        )
         out = []
         for group, group_adv in zip(groups, self.estimator(groups, settings)):
             for episode, turn_adv in zip(group, group_adv):

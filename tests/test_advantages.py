@@ -41,6 +41,19 @@ def test_grpo_pools_every_turn_sample_of_the_group():
     assert adv[1] == pytest.approx([-6.06 / std, -5.96 / std])
 
 
+def test_grpo_without_std_centres_only():
+    """``norm_adv_by_std_in_grpo: False``: an all-fail group's 0.1 penalties stay 0.1-sized, not unit-sized."""
+    adv = grpo([group()], AdvantageSettings(eps=0.0, norm_by_std=False))[0]
+    assert adv == [pytest.approx([4.04, 3.94, 4.04]), pytest.approx([-6.06, -5.96])]
+    lost = [Episode([turn(0.0, True, "A"), turn(0.0, False, "B")], "g", "t", "t", "x", 0.0, False),
+            Episode([turn(0.0, False, "A"), turn(0.0, True, "B")], "g", "t", "t", "x", 0.0, False)]  # no win: penalties only
+    scaled, centred = grpo([lost], AdvantageSettings(eps=0.0))[0], grpo([lost], AdvantageSettings(eps=0.0, norm_by_std=False))[0]
+    assert max(abs(a) for ep in scaled for a in ep) > 0.8  # the std turns 0.1 into about 1
+    assert max(abs(a) for ep in centred for a in ep) == pytest.approx(0.05)  # scores 0, -0.1, -0.1, 0: mean -0.05
+    episode = grpo_episode([group()], AdvantageSettings(eps=0.0, norm_by_std=False))[0]
+    assert episode == [pytest.approx([5.0] * 3), pytest.approx([-5.0] * 2)]
+
+
 def test_grpo_single_sample_group_has_mean_0_std_1():
     won = Episode([turn(10.0, True, "A")], "solo", "t", "t", "x", 1.0, True)
     assert grpo([[won]], AdvantageSettings(eps=1e-6))[0] == [[pytest.approx(10.0 / (1.0 + 1e-6))]]

@@ -145,6 +145,10 @@ def test_released_coefficients():
     assert (make_config("skill_sd").distill_coef, make_config("skill_sd").max_log_ratio) == (0.001, 10.0)
     for name in LEARNER_NAMES:
         assert make_config(name).advantage == "grpo" and make_config(name).teacher_template == "official"
+        assert make_config(name).norm_adv_by_std  # ppo_trainer.yaml algorithm.norm_adv_by_std_in_grpo
+    assert make_config("grpo", {"norm_adv_by_std": "false"}).norm_adv_by_std is False
+    with pytest.raises(ConfigError, match="norm_adv_by_std='flase' is not a valid bool"):
+        make_config("grpo", {"norm_adv_by_std": "flase"})  # a typo is an error, not a silent False
 
 
 def test_unknown_estimator_and_template_are_refused():
@@ -394,3 +398,12 @@ def test_sdar_student_never_sees_skills_and_its_teacher_gets_the_task_types(tmp_
         typed = [lib.skills[i] for i in lib.typed_indices(s.task_type)]
         assert teacher.startswith("[Privileged Skill Information]\n") and typed
         assert all(sk.title in teacher for sk in typed + [g for g in lib.skills if g.is_general])
+
+
+def test_learner_passes_norm_adv_by_std_to_the_estimator(tokenizer, torch_one_thread):  # noqa: F811
+    policy = tiny_policy(tokenizer)
+    eps = episodes(tokenizer, policy, rewards=(10.0, 0.0, 0.0, 0.0))  # 2 turns each: scores 10, 10, then six 0s
+    scaled = [s.advantage for s in make_learner("grpo", policy).samples(eps)]
+    centred = [s.advantage for s in make_learner("grpo", policy, overrides={"norm_adv_by_std": "false"}).samples(eps)]
+    assert centred == pytest.approx([7.5, 7.5] + [-2.5] * 6)  # score − mean 2.5
+    assert scaled == pytest.approx([a / math.sqrt(150 / 7) for a in centred], rel=1e-5)  # unbiased std of the 8 scores
