@@ -17,6 +17,9 @@ With cos ≈ s² / (s² + σ²/N) for batches of N episodes (s the signal, σ² 
 batch of N_half = N · (1/cos − 1) episodes would reach a cosine of 0.5. The JSON reports it when the
 mean real cosine is above the chance level.
 
+``--fixed-tasks N`` plays the same N tasks in every batch (chosen from ``--screen-tasks`` screened ones
+whose group had both wins and losses): how much of the noise comes from drawing new tasks each step.
+
 The same measurement runs first on the multi-turn toy env of the learning tests (``tests/learning_envs.py``,
 two rooms, where GRPO learns in a few steps) as a reference.
 
@@ -121,16 +124,26 @@ def agent_env(args) -> dict:
     trainer = Trainer(cfg)
     pool = make_pool("inline", args.env, trainer.cfg.num_envs, trainer.env_kwargs)
     batches, started = [], time.perf_counter()
+    fixed = None
     try:
+        if args.fixed_tasks:  # the same tasks in every batch: ones whose screening group had mixed outcomes
+            screened = step_tasks(trainer.tasks, args.screen_tasks, args.seed, 0)
+            groups = rollout(trainer.policy, pool, screened, trainer.cfg, seed=104_729 + args.seed, group_size=args.group_size, agent=trainer.agent,
+                             generator=trainer.generator)
+            wins = [sum(e.won for e in groups[i * args.group_size : (i + 1) * args.group_size]) for i in range(len(screened))]
+            fixed = [t for t, w in zip(screened, wins) if 0 < w < args.group_size][: args.fixed_tasks]
+            print(f"screened {len(screened)} tasks: wins per group {wins}; fixed {len(fixed)}", flush=True)
+            if not fixed:
+                raise SystemExit("no screened task had mixed outcomes: raise --screen-tasks")
         for b in range(args.batches):
-            tasks = step_tasks(trainer.tasks, args.tasks_per_step, args.seed, b + 1)
+            tasks = fixed or step_tasks(trainer.tasks, args.tasks_per_step, args.seed, b + 1)
             batches.append(rollout(trainer.policy, pool, tasks, trainer.cfg, seed=7919 * (args.seed + 1) + b, group_size=args.group_size,
                                    agent=trainer.agent, generator=trainer.generator))
             print(f"batch {b + 1}/{args.batches}: {sum(e.won for e in batches[-1])}/{len(batches[-1])} won, {time.perf_counter() - started:.0f}s", flush=True)
     finally:
         asyncio.run(pool.aclose())
     real, shuffled = batch_gradients(trainer.learner, batches, args.seed)
-    return {"env": args.env, "env_kwargs": cfg.env_kwargs, "model": args.model or "built-in tiny policy", "learner": args.learner, "advantage": args.advantage,
+    return {"env": args.env, "env_kwargs": cfg.env_kwargs, "fixed_tasks": [str(t) for t in fixed] if fixed else None, "model": args.model or "built-in tiny policy", "learner": args.learner, "advantage": args.advantage,
             "won": [sum(e.won for e in b) for b in batches], "turns": [sum(len(e.turns) for e in b) for b in batches],
             **cosines(real, shuffled, len(batches[0]))}
 
@@ -145,6 +158,8 @@ def main() -> None:
     p.add_argument("--tasks-per-step", type=int, default=4)
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--batches", type=int, default=4)
+    p.add_argument("--fixed-tasks", type=int, default=0, help="every batch plays the same N tasks (screened for mixed outcomes) instead of fresh ones")
+    p.add_argument("--screen-tasks", type=int, default=24, help="tasks screened, one group each, for --fixed-tasks")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="gradient_snr", help="result name under benchmarks/results/")
     args = p.parse_args()
