@@ -31,6 +31,7 @@ import argparse
 import itertools
 import json
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -89,6 +90,7 @@ def cosines(real: list[torch.Tensor], shuffled: list[torch.Tensor], episodes_per
     out = {
         "real_vs_real": real_real, "real_vs_shuffled": real_shuffled, "shuffled_vs_shuffled": shuffled_shuffled,
         "mean_real_vs_real": mean, "mean_abs_chance": chance, "episodes_per_batch": episodes_per_batch,
+        "zero_gradient_batches": sum(float(g.norm()) == 0.0 for g in real),  # every advantage 0: such a batch counts as cosine 0
     }
     if mean > chance:
         out["episodes_for_cosine_half"] = round(episodes_per_batch * (1 / mean - 1))
@@ -142,6 +144,7 @@ def agent_env(args) -> dict:
             print(f"batch {b + 1}/{args.batches}: {sum(e.won for e in batches[-1])}/{len(batches[-1])} won, {time.perf_counter() - started:.0f}s", flush=True)
     finally:
         asyncio.run(pool.aclose())
+        shutil.rmtree(cfg.output, ignore_errors=True)  # the trainer's run folder: nothing is trained or saved
     real, shuffled = batch_gradients(trainer.learner, batches, args.seed)
     return {"env": args.env, "env_kwargs": cfg.env_kwargs, "fixed_tasks": [str(t) for t in fixed] if fixed else None, "model": args.model or "built-in tiny policy", "learner": args.learner, "advantage": args.advantage,
             "won": [sum(e.won for e in b) for b in batches], "turns": [sum(len(e.turns) for e in b) for b in batches],
