@@ -37,3 +37,15 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     path = atomic_write_json(RESULTS / f"{name}.json", {"benchmark": name, "machine": machine(), **payload})
     print(f"wrote {path}")
     return path
+
+
+def screen_mixed_tasks(trainer, pool, n_screen: int, n_keep: int, seed: int, group_size: int = 8) -> tuple[list, list[int]]:
+    """Tasks a policy wins sometimes but not always: one group of ``group_size`` rollouts of each of
+    ``n_screen`` training tasks (a :class:`learners.trainer.Trainer`'s, drawn as step 0 draws them),
+    keeping the first ``n_keep`` whose group had both wins and losses. Returns (kept, wins per screened task)."""
+    from learners.trainer import rollout, step_tasks
+
+    screened = step_tasks(trainer.tasks, n_screen, seed, 0)
+    episodes = rollout(trainer.policy, pool, screened, trainer.cfg, seed=104_729 + seed, group_size=group_size, agent=trainer.agent, generator=trainer.generator)
+    wins = [sum(e.won for e in episodes[i * group_size : (i + 1) * group_size]) for i in range(len(screened))]
+    return [t for t, w in zip(screened, wins) if 0 < w < group_size][:n_keep], wins

@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import torch  # noqa: E402
 
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import screen_mixed_tasks, write_result  # noqa: E402
 from learners.base import PolicyGradientLearner  # noqa: E402
 
 
@@ -129,12 +129,8 @@ def agent_env(args) -> dict:
     fixed = None
     try:
         if args.fixed_tasks:  # the same tasks in every batch: ones whose screening group had mixed outcomes
-            screened = step_tasks(trainer.tasks, args.screen_tasks, args.seed, 0)
-            groups = rollout(trainer.policy, pool, screened, trainer.cfg, seed=104_729 + args.seed, group_size=args.group_size, agent=trainer.agent,
-                             generator=trainer.generator)
-            wins = [sum(e.won for e in groups[i * args.group_size : (i + 1) * args.group_size]) for i in range(len(screened))]
-            fixed = [t for t, w in zip(screened, wins) if 0 < w < args.group_size][: args.fixed_tasks]
-            print(f"screened {len(screened)} tasks: wins per group {wins}; fixed {len(fixed)}", flush=True)
+            fixed, wins = screen_mixed_tasks(trainer, pool, args.screen_tasks, args.fixed_tasks, args.seed, args.group_size)
+            print(f"screened {len(wins)} tasks: wins per group {wins}; fixed {len(fixed)}", flush=True)
             if not fixed:
                 raise SystemExit("no screened task had mixed outcomes: raise --screen-tasks")
         for b in range(args.batches):
