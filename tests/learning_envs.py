@@ -47,35 +47,41 @@ class DoorEnv:
         return float(text.split() == list(self.code))
 
     def skills(self) -> SkillContext:
-        """A SkillContext over a library that returns each task's privileged hint."""
-        env = self
-
-        class Library:
-            def retrieve(self, task, task_type=None, **_):
-                return SimpleNamespace(context=env.skill(int(task.split()[1].rstrip(":"))), skills=[], ids=[])
-
-        return SkillContext(Library())
+        return task_skills(self.skill)
 
 
-def warm_start(env: DoorEnv, steps: int = 120, seed: int = 0) -> PolicyModel:
+def task_skills(skill) -> SkillContext:
+    """A SkillContext over a library that returns ``skill(n)`` for the task text "Task n..."."""
+
+    class Library:
+        def retrieve(self, task, task_type=None, **_):
+            return SimpleNamespace(context=skill(int(task.split()[1].rstrip(":"))), skills=[], ids=[])
+
+    return SkillContext(Library())
+
+
+def fit_warm_start(lines: list[str], name: str, steps: int, seed: int, example) -> PolicyModel:
+    """A tiny Qwen2 (its tokenizer trained on ``lines``) fitted on ``steps`` batches of 8 examples.
+
+    Each ``example(policy, rng)`` gives (student prompt ids, skill text, student answer, teacher
+    answer): the student prompt learns the student answer, and the same prompt with the skill text
+    in the teacher's template learns the teacher answer.
+    """
     from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
 
-    lines = [env.messages(t)[0]["content"] + " " + env.skill(t) for t in range(200)] + [f"{x} {y}" for x in DOORS for y in DOORS]
-    tokenizer = train_tokenizer(lines * 3, vocab_size=320)
-    model = make_tiny_model(tokenizer, TinyConfig(hidden_size=64, intermediate_size=128, num_layers=2, max_position_embeddings=512, seed=seed))
-    policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="door", dtype="fp32", device="cpu"), with_reference=False)
-    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=3e-3)
     rng = random.Random(seed)
+    tokenizer = train_tokenizer(lines, vocab_size=320)
+    model = make_tiny_model(tokenizer, TinyConfig(hidden_size=64, intermediate_size=128, num_layers=2, max_position_embeddings=512, seed=seed))
+    policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model=name, dtype="fp32", device="cpu"), with_reference=False)
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=3e-3)
     eos = tokenizer.eos_token_id
     policy.model.train()
     for _ in range(steps):
         prompts, responses = [], []
         for _ in range(8):
-            task = rng.randrange(100, 10_000)  # never an RL task
-            student = prompt_ids(policy, env, task)
-            prompts += [student, insert_context(tokenizer, student, env.skill(task))]
-            guess = " ".join(rng.choice(DOORS) for _ in env.code)
-            responses += [tokenizer.encode(guess) + [eos], tokenizer.encode(env.answer(task)) + [eos]]
+            student, skill, guess, answer = example(policy, rng)
+            prompts += [student, insert_context(tokenizer, student, skill)]
+            responses += [tokenizer.encode(guess) + [eos], tokenizer.encode(answer) + [eos]]
         logp, _ = policy.response_logprobs(prompts, responses)
         optimizer.zero_grad()
         (-logp.mean()).backward()
@@ -84,8 +90,18 @@ def warm_start(env: DoorEnv, steps: int = 120, seed: int = 0) -> PolicyModel:
     return policy
 
 
-def prompt_ids(policy: PolicyModel, env: DoorEnv, task: int) -> list[int]:
-    return HFPolicy(policy.model, policy.tokenizer).prompt_ids(GenerationRequest(messages=env.messages(task)))
+def warm_start(env: DoorEnv, steps: int = 120, seed: int = 0) -> PolicyModel:
+    def example(policy, rng):
+        task = rng.randrange(100, 10_000)  # never an RL task
+        guess = " ".join(rng.choice(DOORS) for _ in env.code)
+        return prompt_ids(policy, env.messages(task)), env.skill(task), guess, env.answer(task)
+
+    lines = [env.messages(t)[0]["content"] + " " + env.skill(t) for t in range(200)] + [f"{x} {y}" for x in DOORS for y in DOORS]
+    return fit_warm_start(lines * 3, "door", steps, seed, example)
+
+
+def prompt_ids(policy: PolicyModel, messages: list[dict[str, str]]) -> list[int]:
+    return HFPolicy(policy.model, policy.tokenizer).prompt_ids(GenerationRequest(messages=messages))
 
 
 def success(policy: PolicyModel, env: DoorEnv) -> float:
@@ -93,7 +109,7 @@ def success(policy: PolicyModel, env: DoorEnv) -> float:
     tok = policy.tokenizer
     with torch.no_grad():
         logp, _ = policy.response_logprobs(
-            [prompt_ids(policy, env, t) for t in range(env.tasks)], [tok.encode(env.answer(t)) + [tok.eos_token_id] for t in range(env.tasks)]
+            [prompt_ids(policy, env.messages(t)) for t in range(env.tasks)], [tok.encode(env.answer(t)) + [tok.eos_token_id] for t in range(env.tasks)]
         )
     return float(logp.view(env.tasks, -1).sum(-1).exp().mean())
 
@@ -116,19 +132,21 @@ def rollout(policy: PolicyModel, env: DoorEnv, group_size: int, seed: int) -> li
     return episodes
 
 
-def train(learner: str, env: DoorEnv, steps: int, seed: int = 0, **overrides) -> list[float]:
-    """Success before and after each of ``steps`` RL steps of ``learner`` from the warm start."""
+def train(learner: str, env, steps: int, seed: int = 0, **overrides) -> list[float]:
+    """Success before and after each of ``steps`` RL steps of ``learner`` from the env's warm start
+    (a DoorEnv or a RoomsEnv: :data:`PLAYS` holds each one's warm start, success and rollout)."""
     from learners.algorithms import make_learner
 
+    fit, measure, play = PLAYS[type(env)]
     torch.manual_seed(seed)
-    policy = warm_start(env, seed=seed)
+    policy = fit(env, seed=seed)
     settings = {"lr": 1e-3, "kl_coef": 0.0, "entropy_coef": 0.0, "mini_batches": 2, "micro_batch_size": 64, **overrides}
     learner_obj = make_learner(learner, policy, env.skills() if learner != "grpo" else None, settings)
-    curve = [success(policy, env)]
+    curve = [measure(policy, env)]
     for step in range(steps):
-        learner_obj.update(rollout(policy, env, group_size=8, seed=seed * 1_000 + step))
+        learner_obj.update(play(policy, env, group_size=8, seed=seed * 1_000 + step))
         policy.model.eval()
-        curve.append(success(policy, env))
+        curve.append(measure(policy, env))
     return curve
 
 
@@ -159,53 +177,27 @@ class RoomsEnv:
         return f"The rooms open with the doors {' '.join(self.code)}, in order."
 
     def skills(self) -> SkillContext:
-        env = self
-
-        class Library:
-            def retrieve(self, task, task_type=None, **_):
-                return SimpleNamespace(context=env.skill(int(task.split()[1])), skills=[], ids=[])
-
-        return SkillContext(Library())
+        return task_skills(self.skill)
 
 
 def rooms_warm_start(env: RoomsEnv, steps: int = 150, seed: int = 0) -> PolicyModel:
     """A tiny Qwen2 that answers a random door (or "e", no door, one time in five) in every room from
     the student prompt, and the right door from the teacher's template, trained on other tasks' ids."""
-    from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
 
-    rng = random.Random(seed)
+    def example(policy, rng):
+        task = rng.randrange(100, 10_000)  # never an RL task
+        taken = [rng.choice(DOORS) for _ in range(rng.randrange(len(env.code)))]
+        guess = "e" if rng.random() < 0.2 else rng.choice(DOORS)
+        return prompt_ids(policy, env.messages(task, taken)), env.skill(task), guess, env.code[len(taken)]
+
     lines = [env.messages(t, list(env.code[:k]))[0]["content"] + " " + env.skill(t) for t in range(200) for k in range(len(env.code))]
-    tokenizer = train_tokenizer(lines * 3 + [" ".join(DOORS + ("e",))] * 20, vocab_size=320)
-    model = make_tiny_model(tokenizer, TinyConfig(hidden_size=64, intermediate_size=128, num_layers=2, max_position_embeddings=512, seed=seed))
-    policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="rooms", dtype="fp32", device="cpu"), with_reference=False)
-    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=3e-3)
-    eos = tokenizer.eos_token_id
-    policy.model.train()
-    for _ in range(steps):
-        prompts, responses = [], []
-        for _ in range(8):
-            task = rng.randrange(100, 10_000)  # never an RL task
-            taken = [rng.choice(DOORS) for _ in range(rng.randrange(len(env.code)))]
-            student = rooms_prompt_ids(policy, env, task, taken)
-            prompts += [student, insert_context(tokenizer, student, env.skill(task))]
-            guess = "e" if rng.random() < 0.2 else rng.choice(DOORS)
-            responses += [tokenizer.encode(guess) + [eos], tokenizer.encode(env.code[len(taken)]) + [eos]]
-        logp, _ = policy.response_logprobs(prompts, responses)
-        optimizer.zero_grad()
-        (-logp.mean()).backward()
-        optimizer.step()
-    policy.model.eval()
-    return policy
-
-
-def rooms_prompt_ids(policy: PolicyModel, env: RoomsEnv, task: int, taken: list[str]) -> list[int]:
-    return HFPolicy(policy.model, policy.tokenizer).prompt_ids(GenerationRequest(messages=env.messages(task, taken)))
+    return fit_warm_start(lines * 3 + [" ".join(DOORS + ("e",))] * 20, "rooms", steps, seed, example)
 
 
 def rooms_success(policy: PolicyModel, env: RoomsEnv) -> float:
     """Expected success in one try per room: the probability of the right door in every room, along the right path."""
     tok = policy.tokenizer
-    prompts = [rooms_prompt_ids(policy, env, t, list(env.code[:k])) for t in range(env.tasks) for k in range(len(env.code))]
+    prompts = [prompt_ids(policy, env.messages(t, list(env.code[:k]))) for t in range(env.tasks) for k in range(len(env.code))]
     responses = [tok.encode(env.code[k]) + [tok.eos_token_id] for _ in range(env.tasks) for k in range(len(env.code))]
     with torch.no_grad():
         logp, _ = policy.response_logprobs(prompts, responses)
@@ -248,17 +240,5 @@ def rooms_rollout(policy: PolicyModel, env: RoomsEnv, group_size: int, seed: int
     ]
 
 
-def train_rooms(learner: str, env: RoomsEnv, steps: int, seed: int = 0, **overrides) -> list[float]:
-    """:func:`rooms_success` before and after each of ``steps`` RL steps of ``learner`` from the warm start."""
-    from learners.algorithms import make_learner
-
-    torch.manual_seed(seed)
-    policy = rooms_warm_start(env, seed=seed)
-    settings = {"lr": 1e-3, "kl_coef": 0.0, "entropy_coef": 0.0, "mini_batches": 2, "micro_batch_size": 64, **overrides}
-    learner_obj = make_learner(learner, policy, env.skills() if learner != "grpo" else None, settings)
-    curve = [rooms_success(policy, env)]
-    for step in range(steps):
-        learner_obj.update(rooms_rollout(policy, env, group_size=8, seed=seed * 1_000 + step))
-        policy.model.eval()
-        curve.append(rooms_success(policy, env))
-    return curve
+PLAYS = {DoorEnv: (warm_start, success, rollout), RoomsEnv: (rooms_warm_start, rooms_success, rooms_rollout)}
+"""Each toy env's warm start, expected success and rollout, for :func:`train`."""

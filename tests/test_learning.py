@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from learning_envs import DoorEnv, RoomsEnv, train, train_rooms
+from learning_envs import DoorEnv, RoomsEnv, train
 
 STEPS = 6
 
@@ -30,7 +30,7 @@ def test_grpo_raises_success_of_a_learnable_env():
 def test_grpo_raises_success_of_a_multi_turn_env():
     """Two rooms, one door each: every turn is a sample with its episode's per-turn advantage (the
     released estimator), one answer in five is no door and pays the 0.1 penalty."""
-    curve = train_rooms("grpo", RoomsEnv(), steps=STEPS, seed=0)
+    curve = train("grpo", RoomsEnv(), steps=STEPS, seed=0)
     start, end = curve[0], curve[-1]
     assert start < 0.1, curve  # right twice in a row: about (1/5)^2
     assert end > start + 0.5, curve  # measured: 5% -> 96%
