@@ -1,9 +1,12 @@
 """Helpers shared by the benchmark scripts: timing summaries, memory, and JSON results."""
 from __future__ import annotations
 
+import json
 import platform
+import random
 import resource
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -49,3 +52,32 @@ def screen_mixed_tasks(trainer, pool, n_screen: int, n_keep: int, seed: int, gro
     episodes = rollout(trainer.policy, pool, screened, trainer.cfg, seed=104_729 + seed, group_size=group_size, agent=trainer.agent, generator=trainer.generator)
     wins = [sum(e.won for e in episodes[i * group_size : (i + 1) * group_size]) for i in range(len(screened))]
     return [t for t, w in zip(screened, wins) if 0 < w < group_size][:n_keep], wins
+
+
+def bootstrap_mean_ci(values: list[float], n: int = 2000, seed: int = 0) -> list[float]:
+    """95% bootstrap interval of the mean of ``values`` (resampled with replacement, ``n`` times)."""
+    rng = random.Random(seed)
+    means = sorted(statistics.mean(rng.choices(values, k=len(values))) for _ in range(n))
+    return [means[int(0.025 * n)], means[int(0.975 * n) - 1]]
+
+
+def add_policy_args(parser) -> None:
+    """The options of a benchmark that trains from one policy on one env: --model, --env, --env-kwargs, --learner, --seed."""
+    parser.add_argument("--model", default=None, help="policy folder or HF id (default: the built-in tiny policy)")
+    parser.add_argument("--env", default="alfworld")
+    parser.add_argument("--env-kwargs", default="{}", help='JSON, e.g. \'{"task_types": ["pick_and_place_simple"]}\'')
+    parser.add_argument("--learner", default="grpo")
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def scratch_trainer(args, name: str, **fields: Any):
+    """A :class:`learners.trainer.Trainer` from :func:`add_policy_args`' options and ``fields``, with no
+    progress, no TensorBoard, no validation and a temporary run folder (the caller removes
+    ``trainer.cfg.output``); ``--model`` runs with the CPU preset."""
+    from learners.trainer import Trainer, TrainArgs
+
+    env_kwargs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(args.env_kwargs).items()}
+    return Trainer(TrainArgs(
+        learner=args.learner, env=args.env, model=args.model, preset="cpu" if args.model else "auto", seed=args.seed, env_kwargs=env_kwargs,
+        eval_every=0, output=Path(tempfile.mkdtemp(prefix=f"{name}_")), progress=False, tensorboard=False, **fields,
+    ))

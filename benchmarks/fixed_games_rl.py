@@ -19,31 +19,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing as mp
-import random
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import screen_mixed_tasks, write_result  # noqa: E402
+from benchmarks.common import add_policy_args, bootstrap_mean_ci, scratch_trainer, screen_mixed_tasks, write_result  # noqa: E402
 
 
 def trainer_for(args, lr: str):
-    from learners.trainer import Trainer, TrainArgs
-
-    cfg = TrainArgs(
-        learner=args.learner, env=args.env, model=args.model, preset="cpu" if args.model else "auto", tasks_per_step=args.fixed_tasks,
-        group_size=args.group_size, steps=args.steps, eval_every=0, output=Path(tempfile.mkdtemp(prefix="fixed_games_rl_")), progress=False,
-        tensorboard=False, seed=args.seed, env_kwargs={k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(args.env_kwargs).items()},
-        learner_args={"lr": lr, "mini_batches": "1", "ppo_mini_batch_size": "0"},
-    )
-    return Trainer(cfg)
+    return scratch_trainer(args, "fixed_games_rl", tasks_per_step=args.fixed_tasks, group_size=args.group_size, steps=args.steps,
+                           learner_args={"lr": lr, "mini_batches": "1", "ppo_mini_batch_size": "0"})
 
 
 def run_arm(args, lr: str, task_ids: list[str]) -> list[dict]:
@@ -70,25 +60,15 @@ def run_arm(args, lr: str, task_ids: list[str]) -> list[dict]:
     return steps
 
 
-def bootstrap_mean_ci(values: list[float], n: int = 2000, seed: int = 0) -> list[float]:
-    rng = random.Random(seed)
-    means = sorted(statistics.mean(rng.choices(values, k=len(values))) for _ in range(n))
-    return [means[int(0.025 * n)], means[int(0.975 * n) - 1]]
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="policy folder or HF id (default: the built-in tiny policy)")
-    p.add_argument("--env", default="alfworld")
-    p.add_argument("--env-kwargs", default="{}", help='JSON, e.g. \'{"task_types": ["pick_and_place_simple"]}\'')
-    p.add_argument("--learner", default="grpo")
+    add_policy_args(p)
     p.add_argument("--screen-tasks", type=int, default=16)
     p.add_argument("--fixed-tasks", type=int, default=4)
     p.add_argument("--group-size", type=int, default=16, help="rollouts of each kept game per step")
     p.add_argument("--steps", type=int, default=8)
     p.add_argument("--lr", default="2e-4")
     p.add_argument("--control-lr", default="1e-9")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="fixed_games_rl", help="result name under benchmarks/results/")
     args = p.parse_args()
     started = time.perf_counter()

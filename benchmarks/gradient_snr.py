@@ -29,12 +29,10 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import random
 import shutil
 import statistics
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -44,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import torch  # noqa: E402
 
-from benchmarks.common import screen_mixed_tasks, write_result  # noqa: E402
+from benchmarks.common import add_policy_args, scratch_trainer, screen_mixed_tasks, write_result  # noqa: E402
 from learners.base import PolicyGradientLearner  # noqa: E402
 
 
@@ -111,19 +109,13 @@ def toy(args) -> dict:
 
 
 def agent_env(args) -> dict:
-    from learners.trainer import Trainer, TrainArgs, rollout, step_tasks
+    from learners.trainer import rollout, step_tasks
     from sdar_gym.rollout import make_pool
 
     import asyncio
 
-    cfg = TrainArgs(
-        learner=args.learner, env=args.env, model=args.model, preset="cpu" if args.model else "auto", tasks_per_step=args.tasks_per_step,
-        group_size=args.group_size, steps=args.batches, eval_every=0, output=Path(tempfile.mkdtemp(prefix="gradient_snr_")), progress=False,
-        tensorboard=False, seed=args.seed, advantage=args.advantage,
-        env_kwargs={k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(args.env_kwargs).items()},
-        learner_args={"mini_batches": "1", "ppo_mini_batch_size": "0", "epochs": "1", "kl_coef": "0", "entropy_coef": "0"},
-    )
-    trainer = Trainer(cfg)
+    trainer = scratch_trainer(args, "gradient_snr", tasks_per_step=args.tasks_per_step, group_size=args.group_size, steps=args.batches,
+                              advantage=args.advantage, learner_args={"mini_batches": "1", "ppo_mini_batch_size": "0", "epochs": "1", "kl_coef": "0", "entropy_coef": "0"})
     pool = make_pool("inline", args.env, trainer.cfg.num_envs, trainer.env_kwargs)
     batches, started = [], time.perf_counter()
     fixed = None
@@ -140,26 +132,22 @@ def agent_env(args) -> dict:
             print(f"batch {b + 1}/{args.batches}: {sum(e.won for e in batches[-1])}/{len(batches[-1])} won, {time.perf_counter() - started:.0f}s", flush=True)
     finally:
         asyncio.run(pool.aclose())
-        shutil.rmtree(cfg.output, ignore_errors=True)  # the trainer's run folder: nothing is trained or saved
+        shutil.rmtree(trainer.cfg.output, ignore_errors=True)  # the trainer's run folder: nothing is trained or saved
     real, shuffled = batch_gradients(trainer.learner, batches, args.seed)
-    return {"env": args.env, "env_kwargs": cfg.env_kwargs, "fixed_tasks": [str(t) for t in fixed] if fixed else None, "model": args.model or "built-in tiny policy", "learner": args.learner, "advantage": args.advantage,
+    return {"env": args.env, "env_kwargs": trainer.cfg.env_kwargs, "fixed_tasks": [str(t) for t in fixed] if fixed else None, "model": args.model or "built-in tiny policy", "learner": args.learner, "advantage": args.advantage,
             "won": [sum(e.won for e in b) for b in batches], "turns": [sum(len(e.turns) for e in b) for b in batches],
             **cosines(real, shuffled, len(batches[0]))}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", default=None, help="policy folder or HF id (default: the built-in tiny policy)")
-    p.add_argument("--env", default="alfworld")
-    p.add_argument("--env-kwargs", default="{}", help='JSON, e.g. \'{"task_types": ["pick_and_place_simple"]}\'')
-    p.add_argument("--learner", default="grpo")
+    add_policy_args(p)
     p.add_argument("--advantage", default="grpo", help="advantage estimator (grpo, grpo_episode, gigpo)")
     p.add_argument("--tasks-per-step", type=int, default=4)
     p.add_argument("--group-size", type=int, default=8)
     p.add_argument("--batches", type=int, default=4)
     p.add_argument("--fixed-tasks", type=int, default=0, help="every batch plays the same N tasks (screened for mixed outcomes) instead of fresh ones")
     p.add_argument("--screen-tasks", type=int, default=24, help="tasks screened, one group each, for --fixed-tasks")
-    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="gradient_snr", help="result name under benchmarks/results/")
     args = p.parse_args()
     torch.set_num_threads(1)

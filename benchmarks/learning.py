@@ -27,7 +27,6 @@ import asyncio
 import hashlib
 import json
 import multiprocessing as mp
-import random
 import resource
 import shutil
 import statistics
@@ -39,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from benchmarks.common import bootstrap_mean_ci  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
 from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
@@ -103,10 +103,7 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
 
 def bootstrap_ci(per_game: list[list[float]], n: int = 2000, seed: int = 0) -> list[float]:
     """95% interval of the mean of per-game values (each game: a list over seeds, averaged), games resampled."""
-    values = [statistics.mean(v) for v in per_game]
-    rng = random.Random(seed)
-    means = sorted(statistics.mean(rng.choices(values, k=len(values))) for _ in range(n))
-    return [means[int(0.025 * n)], means[int(0.975 * n) - 1]]
+    return bootstrap_mean_ci([statistics.mean(v) for v in per_game], n, seed)
 
 
 def summarize(before: dict, runs: list[dict], learners: list[str]) -> dict:
