@@ -49,6 +49,67 @@ def set_threads(n: int) -> None:
         torch.set_num_threads(n)
 
 
+def thread_candidates() -> tuple[int, ...]:
+    """Thread counts worth timing on this machine's usable cores: 1, 2 and 4 (a tiny model gains nothing from more)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return tuple(sorted({1, min(cores, 2), min(cores, 4)}))
+
+
+class ThreadTuner:
+    """Picks torch's CPU thread count for a loop of similar steps by timing the steps themselves.
+
+    More threads pay off on idle cores and ruin a step on busy ones: one SFT batch of the tiny policy
+    took 0.29 s with 2 threads against 0.48 s with 1 on 2 idle cores, and 4.3 s against 0.47 s while
+    other jobs shared the cores. So the tuner alternates the ``candidates`` for ``probe_rounds`` steps
+    each, keeps the one with the lowest median seconds per unit of ``work`` for ``exploit_steps``
+    steps, then probes again (a shared machine's load changes), doubling the stretch each time the
+    choice stands. With one candidate it only sets that count.
+    """
+
+    def __init__(self, candidates: Sequence[int], probe_rounds: int = 3, exploit_steps: int = 100, clock=None) -> None:
+        if not candidates or any(n < 1 for n in candidates):
+            raise ConfigError(f"thread candidates must be whole numbers >= 1, got {list(candidates)}")
+        import time
+
+        self.candidates = tuple(dict.fromkeys(candidates))
+        self.probe_rounds, self.exploit_steps = probe_rounds, exploit_steps
+        self.clock = clock or time.perf_counter
+        self.chosen: list[int] = []
+        """The thread count each probe chose, in order."""
+        self._queue: list[int] = []
+        self._samples: dict[int, list[float]] | None = None  # set while probing
+
+    @property
+    def threads(self) -> int:
+        """The latest choice (the first candidate before any probe has ended)."""
+        return self.chosen[-1] if self.chosen else self.candidates[0]
+
+    def _plan(self) -> None:
+        if self._samples is not None:  # a probe has just ended
+            best = min(self._samples, key=lambda n: sorted(self._samples[n])[len(self._samples[n]) // 2])
+            if self.chosen and self.chosen[-1] == best:
+                self.exploit_steps *= 2
+            self.chosen.append(best)
+            self._samples, self._queue = None, [best] * self.exploit_steps
+        elif len(self.candidates) == 1:
+            self._queue = [self.candidates[0]] * self.exploit_steps
+        else:
+            self._samples = {n: [] for n in self.candidates}
+            self._queue = [n for _ in range(self.probe_rounds) for n in self.candidates]
+
+    @contextlib.contextmanager
+    def step(self, work: float = 1.0) -> Iterator[int]:
+        """Run one step (the ``with`` body) on the thread count its turn gives; yields that count."""
+        if not self._queue:
+            self._plan()
+        n = self._queue.pop(0)
+        torch.set_num_threads(n)
+        start = self.clock()
+        yield n
+        if self._samples is not None:
+            self._samples[n].append((self.clock() - start) / max(work, 1e-9))
+
+
 def resolve_device(device: str) -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

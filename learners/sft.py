@@ -91,7 +91,8 @@ class SFTArgs:
     force: bool = False
     """Rebuild even if the output already holds a model."""
     threads: int = 0
-    """Torch CPU threads (0: default)."""
+    """Torch CPU threads of the SFT on a CPU (0: chosen by timing batches with 1, 2 and up to 4 threads as it
+    goes, see ``learners.policy_model.ThreadTuner``; N: always N, for a bit-identical rebuild)."""
 
     def run(self) -> Path:
         from learners.policy_model import set_threads
@@ -203,7 +204,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
     """Run the SFT warm start of :class:`SFTArgs` (on ``tasks`` when given) and save it."""
     import torch
 
-    from learners.policy_model import PolicyModel, PolicyModelConfig
+    from learners.policy_model import PolicyModel, PolicyModelConfig, ThreadTuner, thread_candidates
     from sdar_gym.progress import StageProgress
     from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
 
@@ -248,21 +249,28 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=max(total, 4), pct_start=max(0.1, 2 / max(total, 4)))
         train = bar.add(f"3/3 supervised warm start ({len(data)} turns x {args.epochs} epochs)", total=total)
         rng = random.Random(args.seed)
+        threads_before = torch.get_num_threads()
+        on_cpu = policy.device.type == "cpu"
+        tuner = ThreadTuner(thread_candidates() if on_cpu and not args.threads else (args.threads or threads_before,))
         policy.model.train()
         loss_value = first_loss = float("nan")
-        for _ in range(args.epochs):
-            # each turn is shown in the teacher's template (skill text in the prompt) with probability teacher_fraction
-            shown = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data]
-            for batch in _length_grouped_batches(shown, args.batch_size, rng):
-                loss = sft_loss(policy, batch, args.prompt_loss_weight)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
-                optimizer.step()
-                schedule.step()
-                loss_value = loss.item()
-                first_loss = loss_value if first_loss != first_loss else first_loss
-                bar.update(train, advance=1, status=f"loss {loss_value:.3f}")
+        try:
+            for _ in range(args.epochs):
+                # each turn is shown in the teacher's template (skill text in the prompt) with probability teacher_fraction
+                shown = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data]
+                for batch in _length_grouped_batches(shown, args.batch_size, rng):
+                    with tuner.step(work=len(batch) * max(len(p) + len(r) for p, r in batch)) as threads:
+                        loss = sft_loss(policy, batch, args.prompt_loss_weight)
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
+                        torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
+                        optimizer.step()
+                        schedule.step()
+                        loss_value = loss.item()
+                    first_loss = loss_value if first_loss != first_loss else first_loss
+                    bar.update(train, advance=1, status=f"loss {loss_value:.3f}" + (f", {threads} threads" if on_cpu else ""))
+        finally:
+            torch.set_num_threads(threads_before)  # the caller's count (the CPU preset's 1 for RL) is back after the build
     policy.model.eval()
     meta = {
         "recipe": RECIPE_VERSION,
@@ -277,6 +285,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "first_loss": first_loss,
         "final_loss": loss_value,
         "seconds": time.perf_counter() - start,
+        "threads_chosen": tuner.chosen if len(tuner.candidates) > 1 else list(tuner.candidates),
         "shape": {"hidden_size": args.hidden_size, "num_layers": args.num_layers, "vocab_size": len(tokenizer)},
         "held_out": teacher_gap(policy, held_out),
     }

@@ -404,6 +404,57 @@ def test_sft_builds_with_ten_optimizer_steps(tmp_path, monkeypatch):
     assert (sft.build_sft_policy(args, progress=False) / "sft.json").exists()
 
 
+def test_thread_tuner_keeps_the_faster_count_and_notices_when_the_load_changes():
+    """Probes alternate the candidates; the faster per unit of work wins, and a later probe switches
+    back when the other count has become faster (a shared machine's load changed)."""
+    import torch
+
+    from learners.policy_model import ThreadTuner
+
+    cost = {1: 1.0, 2: 0.5}  # seconds per unit of work; the fake clock advances by it
+    now = [0.0]
+    tuner = ThreadTuner((1, 2), probe_rounds=2, exploit_steps=3, clock=lambda: now[0])
+    used = []
+    for step in range(30):
+        if step == 14:  # after the second probe (steps 7-10) and inside the doubled stretch (11-16)
+            cost[2] = 9.0  # other jobs now share the cores: 2 threads became slow
+        with tuner.step(work=2.0) as n:
+            assert torch.get_num_threads() == n
+            now[0] += cost[n] * 2.0
+            used.append(n)
+    assert used[:4] == [1, 2, 1, 2]  # the first probe alternates
+    assert used[4:7] == [2, 2, 2]  # then the faster count
+    assert tuner.chosen[:2] == [2, 2] and tuner.chosen[-1] == 1
+    assert used[-1] == 1
+    fixed = ThreadTuner((3,))
+    with fixed.step() as n:
+        assert n == 3 and torch.get_num_threads() == 3
+    torch.set_num_threads(1)
+
+
+def test_sft_build_times_its_thread_counts_and_gives_the_callers_back(tmp_path, monkeypatch):
+    """``threads=0`` tunes the SFT's thread count (recorded in sft.json); afterwards the caller's count
+    (the CPU preset's 1 thread for RL) is set again."""
+    import json
+
+    import torch
+
+    from learners import policy_model, sft
+    from learners.sft import SFTArgs
+
+    demos = [([{"role": "user", "content": f"Your task is to: look {i}"}], "<action>look</action>") for i in range(16)]
+    monkeypatch.setattr(sft, "expert_demonstrations", lambda *a, **k: demos)
+    monkeypatch.setattr(policy_model, "thread_candidates", lambda: (1, 2))
+    torch.set_num_threads(1)
+    args = SFTArgs(env="alfworld", output=tmp_path / "m", epochs=1, batch_size=1, vocab_size=300, hidden_size=32, num_layers=1)
+    meta = json.loads((sft.build_sft_policy(args, progress=False) / "sft.json").read_text())
+    assert meta["threads_chosen"] and set(meta["threads_chosen"]) <= {1, 2}
+    assert torch.get_num_threads() == 1
+    fixed = SFTArgs(**{**vars(args), "threads": 2, "force": True})
+    assert json.loads((sft.build_sft_policy(fixed, progress=False) / "sft.json").read_text())["threads_chosen"] == [2]
+    assert torch.get_num_threads() == 1
+
+
 def test_sft_loss_adds_the_prompt_tokens_token_mean_weighted(tiny_model):
     """The warm start's loss: the responses' token-mean NLL plus ``w`` times the prompts' (from their
     second token), which teaches a from-scratch policy to read its prompt."""
