@@ -78,7 +78,7 @@ CPU_PRESET: dict[str, Any] = {
     "max_turns": 30,
     "max_new_tokens": 48,
     "num_envs": 8,
-    "threads": 1,  # measured: 2 threads on 2 shared cores ran the SFT 9x slower than 1 (4.3 vs 0.47 s per batch)
+    "threads": 1,  # the RL steps'; 2 threads on 2 shared cores ran an SFT batch 9x slower than 1 (4.3 vs 0.47 s). A first-use SFT picks its own (ThreadTuner)
     "skills_embedder": "hashing",
     "skills_budget_chars": 800,
     "learner_args": {"lr": "1e-4", "mini_batches": "4"},
