@@ -7,7 +7,9 @@
 2. Warm start: the built-in tiny policy recipe (``learners.sft``): a BPE tokenizer and a small Qwen2
    trained on expert demonstrations of training games (cached between runs).
 3. Evaluate the warm start on the held-out games (one episode each, fixed per-episode sampling seeds).
-4. For each learner and seed: RL from the warm start for ``--steps`` steps on training games,
+4. For each learner and seed: RL from the warm start for ``--steps`` steps on training games, under
+   the CPU preset's teacher settings (the released skill routing capped at 800 characters, as the
+   warm start saw skill text in its SFT) and this script's batch sizes,
    evaluating on the held-out games every ``--eval-every`` steps (the curves) and at the end.
 5. Speed in one run: the same recorded batch of episodes is updated by GRPO and by SDAR in fresh
    processes, alternating; each reports how much its resident memory rose during its first update
@@ -40,6 +42,7 @@ import torch  # noqa: E402
 
 from benchmarks.common import bootstrap_mean_ci  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
+from learners.settings import CPU_PRESET  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
 from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
 from learners.trainer import EVAL_SEED, Trainer, TrainArgs  # noqa: E402
@@ -75,7 +78,7 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     shutil.rmtree(run_dir, ignore_errors=True)
     cfg = TrainArgs(
         learner=learner, env="alfworld", model=warm, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
-        max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs,
+        max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs, preset="cpu",
         env_kwargs={k: str(v) for k, v in env_kwargs.items()}, output=run_dir, seed=seed, temperature=1.0,
         max_new_tokens=args.max_new_tokens, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
     )
@@ -156,7 +159,8 @@ def _update_worker(learner: str, warm: str, episodes, lr: float, repeats: int, q
     from skills import default_library
 
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=warm))
-    skills = SkillContext(default_library("alfworld", embedder="hashing"), strategy="topk", with_skills=TextAgent("alfworld").with_skills)
+    skills = SkillContext(default_library("alfworld", embedder=CPU_PRESET["skills_embedder"]), budget_chars=CPU_PRESET["skills_budget_chars"],
+                          with_skills=TextAgent("alfworld").with_skills)  # the main job's teacher context, which the warm start learned to read
     lrn = make_learner(learner, policy, skills if learner != "grpo" else None, overrides={"lr": lr})
     before = _rss_mb()
     lrn.update(episodes)  # first update: allocations peak here; also the warm-up
@@ -280,7 +284,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--num-envs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-4, help="the paper's 1e-6 is for 1.5B+ models; a tiny model over a few steps needs more")
     ap.add_argument("--mini-batches", type=int, default=4, help="optimizer steps per RL step (PPO-style mini-batches of the step's turns)")
-    ap.add_argument("--skills", default="topk")
+    ap.add_argument("--skills", default="official", help="teacher skill routing (the main job's default; the CPU preset caps it at 800 characters, as the warm start saw it)")
     ap.add_argument("--skills-embedder", default="hashing")
     ap.add_argument("--eval-every", type=int, default=4)
     ap.add_argument("--eval-temperature", type=float, default=0.0)
