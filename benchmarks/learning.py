@@ -48,6 +48,7 @@ from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E40
 from learners.trainer import EVAL_SEED, Trainer, TrainArgs  # noqa: E402
 from sdar_gym.core import sdar_gym_home  # noqa: E402
 from sdar_gym.io import atomic_write_json  # noqa: E402
+from sdar_gym.processes import exit_with_parent  # noqa: E402
 from sdar_gym.registration import task_list  # noqa: E402
 from sdar_gym.rollout import make_pool  # noqa: E402
 from sdar_gym.rollout.types import SamplingParams  # noqa: E402
@@ -102,6 +103,13 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     print(f"  {learner} seed {seed}: held-out success {final['success']:.3f}", flush=True)
     gate = {k: statistics.mean(s[k] for s in steps if k in s) for k in ("sdar/gate_mean", "sdar/gate_active_ratio", "sdar/teacher_gap_mean") if any(k in s for s in steps)}
     return {"learner": learner, "seed": seed, "final": final, "curve": curve, "steps": steps, "wall_s": time.perf_counter() - started, "gate_over_training": gate}
+
+
+def _init_worker(threads: int) -> None:
+    """An RL worker: the run's thread count, and an exit as soon as this benchmark's process is gone
+    (killed, its pool's workers had run on as orphans, each holding a core)."""
+    torch.set_num_threads(threads)
+    exit_with_parent()
 
 
 def bootstrap_ci(per_game: list[list[float]], n: int = 2000, seed: int = 0) -> list[float]:
@@ -329,7 +337,7 @@ def main(argv: list[str] | None = None) -> dict:
     out_dir = Path("runs") / "bench-learning"
     jobs = [(lrn, seed, warm, env_kwargs, rl_tasks, held_out, args, out_dir) for seed in range(args.seeds) for lrn in args.learners]
     if args.jobs > 1:
-        with mp.get_context("spawn").Pool(args.jobs, initializer=torch.set_num_threads, initargs=(args.threads,)) as workers:
+        with mp.get_context("spawn").Pool(args.jobs, initializer=_init_worker, initargs=(args.threads,)) as workers:
             runs = workers.starmap(rl_run, jobs)
     else:
         runs = [rl_run(*job) for job in jobs]

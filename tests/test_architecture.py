@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("sdar_gym", "skills", "learners", "env_servers")
 
 GYM_LAYERS = [
-    ("sdar_gym.core", "sdar_gym.io", "sdar_gym.progress", "sdar_gym.presets"),
+    ("sdar_gym.core", "sdar_gym.io", "sdar_gym.processes", "sdar_gym.progress", "sdar_gym.presets"),
     ("sdar_gym.envs",),
     ("sdar_gym.agent", "sdar_gym.specs", "sdar_gym.registration"),
     ("sdar_gym.rollout",),

@@ -52,7 +52,6 @@ import random
 import re
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ProcessPoolExecutor
@@ -64,6 +63,7 @@ from sdar_gym.core import ConfigError, DataError
 from sdar_gym.envs.alfworld.data import INCOMPLETE, SPLITS, TASK_TYPES, canonical_task_type
 from sdar_gym.envs.alfworld.protocol import EngineState
 from sdar_gym.io import atomic_dir, atomic_write_json
+from sdar_gym.processes import exit_with_parent
 
 GENERATOR_VERSION = 2
 """Bumped whenever the same seed would give different games; a default set of another version is rebuilt."""
@@ -747,13 +747,7 @@ def generate_games(
 def _init_worker(parent: int) -> None:
     """Set up a pool worker: read the wheel once, and exit as soon as ``parent`` is gone, so a run
     killed with SIGKILL (which cannot shut its pool down) leaves no worker behind."""
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(0.5)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+    exit_with_parent(parent)
     library()
 
 

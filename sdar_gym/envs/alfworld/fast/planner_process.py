@@ -19,12 +19,12 @@ import os
 import signal
 import stat
 import sys
-import threading
 import time
 import weakref
 from pathlib import Path
 
 from sdar_gym.core import DataError
+from sdar_gym.processes import exit_with_parent
 
 
 def serve(conn, game_file: str, parent: int) -> None:
@@ -32,7 +32,7 @@ def serve(conn, game_file: str, parent: int) -> None:
     from sdar_gym.envs.alfworld.textworld_engine import TextWorldEngine
 
     _let_go_of_sockets(keep=conn.fileno())
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    exit_with_parent(parent, poll_s=1.0)  # even in the middle of a search (which releases the GIL)
     engine, error = TextWorldEngine(), None
     try:
         engine.load(Path(game_file))
@@ -70,13 +70,6 @@ def _let_go_of_sockets(keep: int) -> None:
         except OSError:  # the listing's own fd, gone by now
             pass
     os.close(null)
-
-
-def _exit_with(parent: int) -> None:
-    """Exit when the parent is gone, even in the middle of a search (which releases the GIL)."""
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
 
 
 class PlannerProcess:
