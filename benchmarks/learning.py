@@ -42,8 +42,8 @@ import torch  # noqa: E402
 
 from benchmarks.common import bootstrap_mean_ci  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
-from learners.settings import CPU_PRESET  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
+from learners.settings import CPU_PRESET  # noqa: E402
 from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
 from learners.trainer import EVAL_SEED, Trainer, TrainArgs  # noqa: E402
 from sdar_gym.core import sdar_gym_home  # noqa: E402

@@ -79,11 +79,6 @@ class ThreadTuner:
         self._queue: list[int] = []
         self._samples: dict[int, list[float]] | None = None  # set while probing
 
-    @property
-    def threads(self) -> int:
-        """The latest choice (the first candidate before any probe has ended)."""
-        return self.chosen[-1] if self.chosen else self.candidates[0]
-
     def _plan(self) -> None:
         if self._samples is not None:  # a probe has just ended
             best = min(self._samples, key=lambda n: sorted(self._samples[n])[len(self._samples[n]) // 2])
