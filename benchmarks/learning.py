@@ -43,7 +43,6 @@ import torch  # noqa: E402
 from benchmarks.common import bootstrap_mean_ci  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
-from learners.settings import CPU_PRESET  # noqa: E402
 from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
 from learners.trainer import EVAL_SEED, Trainer, TrainArgs  # noqa: E402
 from sdar_gym.core import sdar_gym_home  # noqa: E402
@@ -158,18 +157,16 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def _update_worker(learner: str, warm: str, episodes, lr: float, repeats: int, queue) -> None:
+def _update_worker(learner: str, warm: str, episodes, lr: float, repeats: int, skills: str, queue) -> None:
     """In a fresh process: the memory rise of the first update of ``learner``, then ``repeats`` timed updates."""
     torch.set_num_threads(1)
     from learners.algorithms import make_learner
-    from learners.teacher import SkillContext
-    from sdar_gym.agent import TextAgent
-    from skills import default_library
+    from learners.trainer import load_skills, resolve_cpu_preset
 
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=warm))
-    skills = SkillContext(default_library("alfworld", embedder=CPU_PRESET["skills_embedder"]), budget_chars=CPU_PRESET["skills_budget_chars"],
-                          with_skills=TextAgent("alfworld").with_skills)  # the main job's teacher context, which the warm start learned to read
-    lrn = make_learner(learner, policy, skills if learner != "grpo" else None, overrides={"lr": lr})
+    # the RL runs' teacher context (the CPU preset's, which the warm start learned to read), built as the trainer builds it
+    cfg = resolve_cpu_preset(TrainArgs(learner=learner, env="alfworld", model=warm, preset="cpu", skills=skills), announce=False)
+    lrn = make_learner(learner, policy, load_skills(cfg, learner != "grpo", policy.tokenizer), overrides={"lr": lr})
     before = _rss_mb()
     lrn.update(episodes)  # first update: allocations peak here; also the warm-up
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
@@ -198,7 +195,7 @@ def speed_comparison(warm: str, env_kwargs: dict, tasks: list, args) -> dict:
     for _ in range(args.speed_rounds):
         for learner in ("grpo", "sdar"):
             q = ctx.Queue()
-            p = ctx.Process(target=_update_worker, args=(learner, warm, episodes, args.lr, args.speed_repeats, q))
+            p = ctx.Process(target=_update_worker, args=(learner, warm, episodes, args.lr, args.speed_repeats, args.skills, q))
             p.start()
             results[learner].append(q.get())
             p.join()
