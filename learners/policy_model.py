@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,8 +70,6 @@ class ThreadTuner:
     def __init__(self, candidates: Sequence[int], probe_rounds: int = 3, exploit_steps: int = 100, clock=None) -> None:
         if not candidates or any(n < 1 for n in candidates):
             raise ConfigError(f"thread candidates must be whole numbers >= 1, got {list(candidates)}")
-        import time
-
         self.candidates = tuple(dict.fromkeys(candidates))
         self.probe_rounds, self.exploit_steps = probe_rounds, exploit_steps
         self.clock = clock or time.perf_counter

@@ -4,7 +4,9 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
 CHILD = "from sdar_gym.processes import exit_with_parent; import time; exit_with_parent(poll_s=0.1); time.sleep(60)"
 PARENT = f"""
 import subprocess, sys, time
@@ -24,7 +26,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_worker_exits_when_its_parent_is_killed():
-    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": os.getcwd()})
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     child = int(parent.stdout.readline())
     try:
         time.sleep(0.5)
