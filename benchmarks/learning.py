@@ -256,7 +256,7 @@ def build_warm_start(args, env_kwargs: dict, train_tasks: list) -> str:
     key = hashlib.sha256(json.dumps([vars(sft) | {"output": None}, demo_kwargs, train_tasks, args.sft_skip_types], default=str).encode()).hexdigest()[:12]
     sft.output = sdar_gym_home() / "models" / f"bench-tiny-alfworld-{key}"
     sft_tasks = [t for t in train_tasks if not any(str(t).startswith(p) for p in args.sft_skip_types)]
-    return str(build_sft_policy(sft, progress=False, tasks=sft_tasks))
+    return str(build_sft_policy(sft, progress=True, tasks=sft_tasks))  # the stages print progress lines into the log
 
 
 def main(argv: list[str] | None = None) -> dict:
