@@ -213,6 +213,12 @@ class DataParallel:
     def barrier(self) -> None:
         self.accelerator.wait_for_everyone()
 
+    def close(self) -> None:
+        """Take the process group down (a no-op in one process). Left up, gloo's worker threads outlive the
+        interpreter and a rank can abort at exit ("terminate called without an active exception", SIGABRT)
+        after a run that went well: torch asks every program to destroy its group (pytorch issue 190489)."""
+        self.accelerator.state.destroy_process_group()
+
 
 @contextlib.contextmanager
 def _fsdp_units_bypassed(root: nn.Module) -> Iterator[None]:

@@ -399,6 +399,7 @@ class Trainer:
             self.generator.close()
             if main:
                 log.close()
+            self.dp.close()
         if main and cfg.progress:
             summary = validation_summary(self.run_dir)
             if summary:

@@ -142,9 +142,12 @@ def train_rank_main(rank: int, world_size: int, port: int, train_args: dict) -> 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world_size))
     try:
         TrainArgs(**train_args).run()
-    finally:
+    except BaseException:
         if dist.is_initialized():
             dist.destroy_process_group()
+        raise
+    # a group left up can abort the rank at interpreter exit (SIGABRT), after a run that went well
+    assert not dist.is_initialized(), "the trainer left its process group up"
 
 
 def uneven_generation_rank(rank: int, world_size: int, port: int, engine: str) -> None:
