@@ -48,8 +48,10 @@ class HFPolicy:
         if max_batch_size < 1:
             raise ConfigError(f"max_batch_size must be >= 1, got {max_batch_size}")
         self.model = model.eval()
-        # transformers 5 renamed the KV-cache argument and output from ``past_key_values`` to ``cache``
-        self._cache_key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        # transformers 5 renamed the KV-cache argument and output from ``past_key_values`` to ``cache``; a PEFT
+        # wrapper's forward takes **kwargs, so the name is read from the model it wraps
+        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self._cache_key = "cache" if "cache" in inspect.signature(inner.forward).parameters else "past_key_values"
         self.tokenizer = tokenizer
         self.max_batch_size = max_batch_size
         self._generator = torch.Generator().manual_seed(seed)

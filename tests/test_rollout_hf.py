@@ -131,3 +131,19 @@ def test_token_ids_preserved_through_an_alfworld_rollout(tiny) -> None:
         truncated = len(t.response_ids) == 16 and t.response_ids[-1] != tokenizer.eos_token_id
         assert t.response_mask == [0 if truncated else 1] * len(t.response_ids)
     assert "Action:" in turns[1].prompt_text  # the second turn's prompt shows the first in its history
+
+
+def test_a_lora_model_samples_through_the_current_cache_argument(tiny) -> None:
+    """PEFT's wrapper forwards ``**kwargs``, so its own signature names no cache argument: the policy must
+    read the wrapped model's, not fall back to the deprecated ``past_key_values`` (removed in a later transformers)."""
+    import copy
+    import warnings
+
+    peft = pytest.importorskip("peft")
+    model, tokenizer = tiny
+    lora = peft.get_peft_model(copy.deepcopy(model), peft.LoraConfig(r=4, target_modules=["q_proj", "v_proj"]))  # B = 0: the same function
+    r = request("go", max_new_tokens=8, temperature=0.0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*past_key_values.*")
+        adapted = HFPolicy(lora, tokenizer).generate_sync([r])[0]
+    assert adapted.response_ids == HFPolicy(model, tokenizer).generate_sync([r])[0].response_ids
