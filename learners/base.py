@@ -11,18 +11,19 @@ metrics.
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from learners import advantages, distributed, losses
-from learners.policy_model import PolicyModel
+from learners.policy_model import PolicyModel, ThreadTuner
 from learners.teacher import SkillContext, teacher_template
 from sdar_gym.core import ConfigError, SdarGymError
 from sdar_gym.rollout.types import Episode
@@ -160,6 +161,8 @@ class PolicyGradientLearner:
             raise ConfigError(f"max_prompt_length must be at least 1, got {config.max_prompt_length}")
         self.teacher_truncated = 0
         """Teacher prompts left-truncated at max_prompt_length in the last update."""
+        self.thread_tuners: dict[str, ThreadTuner] = {}
+        """Set by :meth:`tune_threads`; empty: the update runs on the caller's torch thread count."""
         self.config = config
         self.policy = policy
         self.skills = skills
@@ -234,6 +237,16 @@ class PolicyGradientLearner:
         return out
 
     # the update ---------------------------------------------------------------------------
+    def tune_threads(self, counts: Sequence[int]) -> None:
+        """Run the update's passes on CPU thread counts picked by timing them (:class:`ThreadTuner`): one
+        tuner for the no-grad scoring passes and one for the gradient micro-batches, whose costs per token
+        differ. After each update the caller's count (the rollout's) is restored."""
+        self.thread_tuners = {"score": ThreadTuner(counts), "train": ThreadTuner(counts)}
+
+    def _threads(self, phase: str, work: float):
+        tuner = self.thread_tuners.get(phase)
+        return tuner.step(work) if tuner and work else contextlib.nullcontext()  # no work (an idle rank's pass): not timed
+
     def _no_grad_logprobs(self, samples: list[Sample], prompts: Callable[[Sample], list[int]], model=None) -> list[torch.Tensor]:
         """Log-probs of every sample's response under ``prompts(sample)``, without grad, before any update.
 
@@ -249,9 +262,10 @@ class PolicyGradientLearner:
                 self._idle_loss(model)  # a sharded engine gathers weights in every forward: each process runs as many
             for k in range(0, len(order), mbs):
                 idx = order[k : k + mbs]
-                lp, _ = self.policy.response_logprobs(
-                    [prompts(samples[i]) for i in idx], [samples[i].response_ids for i in idx], temperature=self.config.temperature, model=model
-                )
+                with self._threads("score", sum(len(prompts(samples[i])) + len(samples[i].response_ids) for i in idx)):
+                    lp, _ = self.policy.response_logprobs(
+                        [prompts(samples[i]) for i in idx], [samples[i].response_ids for i in idx], temperature=self.config.temperature, model=model
+                    )
                 for i, part in zip(idx, lp.split([len(samples[i].response_ids) for i in idx])):
                     out[i] = part
         return out
@@ -275,6 +289,7 @@ class PolicyGradientLearner:
         samples = self.samples(episodes)  # this process's share of the batch (all of it with one process)
         if not self.dp.sum(len(samples)):
             return {"train/skipped": 1.0}
+        threads_before = torch.get_num_threads()
         minis = self._mini_batches(samples)
         micro = [chunk for mini in minis for chunk in mini]
         ref_all, teacher_all = self._frozen(samples)  # computed once, before the update
@@ -299,21 +314,22 @@ class PolicyGradientLearner:
                 self.optimizer.zero_grad(set_to_none=True)
                 n_micro = int(self.dp.max(len(group)))  # every process joins each gradient sync, even with fewer micro-batches
                 for j in range(n_micro):
-                    if j < len(group):
-                        chunk = micro[group[j]]
-                        batch = self._batch(chunk, *frozen[group[j]])
-                        loss, stats = self.loss(batch)
-                        _check_finite(loss, stats)
-                        if batch.teacher_logp is not None:
-                            stats[TEACHER_GAP] = losses.masked_mean(batch.teacher_logp - batch.logp.detach(), batch.mask).detach()
-                        weight = sum(s.n_tokens for s in chunk) / n_tokens
-                        sums["loss"] += loss.item() * weight
-                        for k, v in stats.items():
-                            sums[k] += float(v) * weight
-                    else:
-                        loss, weight = self._idle_loss(), 0.0
-                    # the engine averages gradients over processes; the weights sum to 1 over all of them
-                    self.dp.backward(loss * weight * self.dp.world_size, self.policy.scorer, sync=j == n_micro - 1)
+                    chunk = micro[group[j]] if j < len(group) else []
+                    with self._threads("train", sum(len(s.prompt_ids) + len(s.response_ids) for s in chunk)):
+                        if chunk:
+                            batch = self._batch(chunk, *frozen[group[j]])
+                            loss, stats = self.loss(batch)
+                            _check_finite(loss, stats)
+                            if batch.teacher_logp is not None:
+                                stats[TEACHER_GAP] = losses.masked_mean(batch.teacher_logp - batch.logp.detach(), batch.mask).detach()
+                            weight = sum(s.n_tokens for s in chunk) / n_tokens
+                            sums["loss"] += loss.item() * weight
+                            for k, v in stats.items():
+                                sums[k] += float(v) * weight
+                        else:
+                            loss, weight = self._idle_loss(), 0.0
+                        # the engine averages gradients over processes; the weights sum to 1 over all of them
+                        self.dp.backward(loss * weight * self.dp.world_size, self.policy.scorer, sync=j == n_micro - 1)
                 n_stat += 1
                 grad_norm = self.dp.clip_grad_norm_(self.policy.scorer, c.max_grad_norm)
                 if not math.isfinite(grad_norm):
@@ -321,6 +337,9 @@ class PolicyGradientLearner:
                 sums["grad_norm"] += grad_norm
                 self.optimizer.step()
         metrics = {(k if "/" in k else f"train/{k}"): v / max(n_stat, 1) for k, v in sums.items()}
+        if self.thread_tuners:
+            torch.set_num_threads(threads_before)
+            metrics.update({f"perf/{phase}_threads": float(t.chosen[-1]) for phase, t in self.thread_tuners.items() if t.chosen})
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         metrics["train/optimizer_steps"] = float(n_stat)
         self.scheduler.step()

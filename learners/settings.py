@@ -78,7 +78,10 @@ CPU_PRESET: dict[str, Any] = {
     "max_turns": 30,
     "max_new_tokens": 48,
     "num_envs": 8,
-    "threads": 1,  # the RL steps'; 2 threads on 2 shared cores ran an SFT batch 9x slower than 1 (4.3 vs 0.47 s). A first-use SFT picks its own (ThreadTuner)
+    "threads": 1,  # the rollout's; 2 threads on 2 shared cores ran an SFT batch 9x slower than 1 (4.3 vs 0.47 s). A first-use SFT picks its own (ThreadTuner)
+    # the update's, picked as it goes (ThreadTuner): a GRPO update of one recorded batch (16 episodes, 480 turns) took
+    # 11.7 s on 2 threads against 19.6 s on 1 on 2 idle cores, where the rollout gained nothing (15 s against 14 s)
+    "update_threads": 0,
     "skills_embedder": "hashing",
     "skills_budget_chars": 800,
     "learner_args": {"lr": "1e-4", "mini_batches": "4"},

@@ -122,6 +122,10 @@ class TrainArgs:
     ALFWorld's valid_seen)."""
     threads: int = 0
     """Torch CPU threads (0: torch's default; 1 is often faster on a busy shared CPU)."""
+    update_threads: int | None = None
+    """Torch CPU threads of the policy update in one process on a CPU (None: as --threads; 0: picked as the
+    run goes by timing the update's passes at 1, 2 and 4 threads, see learners.policy_model.ThreadTuner; N:
+    always N). The rollout keeps --threads. A tuned run is the same up to float rounding, not bit for bit."""
     tensorboard: bool = True
     """Also write TensorBoard event files."""
     wandb_project: str | None = None
@@ -227,6 +231,7 @@ class Trainer:
         from learners.algorithms import learner_entry, make_learner
         from learners.checkpoint import latest_checkpoint, load_checkpoint
         from learners.generators import make_generator
+        from learners.policy_model import thread_candidates
 
         if policy is None:
             cfg = resolve_cpu_preset(cfg, announce=cfg.progress)
@@ -235,6 +240,8 @@ class Trainer:
         for name in ("steps", "group_size", "tasks_per_step", "max_turns", "num_envs"):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+        if cfg.update_threads is not None and cfg.update_threads < 0:
+            raise ConfigError(f"update_threads must be >= 0, got {cfg.update_threads}")
         self.cfg = cfg
         self.env_kwargs = parse_env_kwargs(cfg.env_kwargs)
         self.dp = distributed.current()
@@ -258,6 +265,8 @@ class Trainer:
         # the learner recomputes log-probs at the rollout's temperature unless told otherwise: ratio 1 at step 0
         learner_args = {"temperature": str(cfg.temperature), **cfg.learner_args}
         self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, learner_args)
+        if cfg.update_threads is not None and self.policy.device.type == "cpu" and self.dp.world_size == 1:
+            self.learner.tune_threads((cfg.update_threads,) if cfg.update_threads else thread_candidates())
         self.dp = self.learner.dp  # the Accelerator that prepared the engine: DeepSpeed's checkpoints go through it
         self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.eval_env_kwargs, self.eval_tasks = self._held_out()

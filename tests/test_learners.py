@@ -170,6 +170,31 @@ def test_grpo_update_raises_logprob_of_rewarded_responses(tokenizer):
     assert lp(good) > before[0] and lp(bad) < before[1]
 
 
+def test_tuned_update_threads_probe_both_passes_and_restore_the_callers_count(tokenizer, monkeypatch):
+    """``tune_threads``: the scoring passes and the gradient micro-batches each run on the counts being timed,
+    the result is the untuned update's up to float rounding, and the rollout's count is back afterwards."""
+    base = tiny_policy(tokenizer)
+    eps = episodes(tokenizer, base)
+    overrides = {"lr": 1e-2, "micro_batch_size": 1}
+    plain, tuned = base, copy.deepcopy(base)
+    make_learner("sdar", plain, SkillContext(FakeLibrary()), overrides=overrides).update(eps)
+    learner = make_learner("sdar", tuned, SkillContext(FakeLibrary()), overrides=overrides)
+    learner.tune_threads((1, 3))
+    used = []
+    set_threads = torch.set_num_threads
+    set_threads(2)  # the rollout's count, none of the candidates
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: (used.append(n), set_threads(n)))
+    try:
+        metrics = learner.update(eps)  # 8 turn samples in micro-batches of 1: each tuner's probe of 3 rounds ends
+        assert torch.get_num_threads() == 2  # restored
+    finally:
+        set_threads(1)
+    assert used.count(3) >= 6  # 3 probe rounds in each of the two passes
+    assert metrics["perf/train_threads"] in (1.0, 3.0) and metrics["perf/score_threads"] in (1.0, 3.0)
+    for x, y in zip(params(plain), params(tuned)):
+        torch.testing.assert_close(x, y, atol=1e-4, rtol=0)  # an Adam step moves each weight by about lr = 1e-2
+
+
 @pytest.mark.parametrize("name", ["grpo", "sdar", "opsd", "grpo_opsd", "skill_grpo", "rlsd", "skill_sd"])
 def test_every_learner_updates_and_reports_metrics(tokenizer, name):
     policy = tiny_policy(tokenizer)

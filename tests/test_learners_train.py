@@ -358,6 +358,7 @@ def test_cpu_preset_fills_defaults_for_the_tiny_policy_without_gpu(capsys, monke
         torch.set_num_threads(threads)
     assert cfg.steps == 7  # what the user set wins
     assert cfg.group_size == CPU_PRESET["group_size"] and cfg.tasks_per_step == CPU_PRESET["tasks_per_step"]
+    assert cfg.threads == 1 and cfg.update_threads == 0  # the rollout on one thread, the update's count tuned
     assert cfg.learner_args == {"lr": "3e-4", "mini_batches": CPU_PRESET["learner_args"]["mini_batches"]}
     out = capsys.readouterr().out
     assert "CPU preset (built-in tiny policy, no GPU)" in out and f"tasks_per_step={CPU_PRESET['tasks_per_step']}" in out and "--preset paper" in out
@@ -512,3 +513,21 @@ def test_sft_refuses_an_oversample_count_below_one(count, tmp_path):
     with pytest.raises(ConfigError, match="oversample counts must be whole numbers >= 1"):
         sft.build_sft_policy(SFTArgs(output=tmp_path / "m", oversample={"take": count}), progress=False)
     assert not (tmp_path / "m").exists()
+
+
+def test_update_threads_reach_the_learner(tiny_model, tmp_path):
+    """--update-threads 0 tunes the update's thread count (1, 2, 4 as the cores allow), N fixes it; unset, the
+    update runs on --threads."""
+    from learners.policy_model import thread_candidates
+    from learners.trainer import Trainer
+
+    threads = torch.get_num_threads()
+    try:
+        for n, counts in [(0, thread_candidates()), (3, (3,)), (None, None)]:
+            trainer = Trainer(train_args("search-qa", tiny_model, tmp_path / f"run{n}", update_threads=n))
+            tuners = trainer.learner.thread_tuners
+            assert (sorted(tuners), {t.candidates for t in tuners.values()}) == (["score", "train"], {counts}) if counts else not tuners
+        with pytest.raises(ConfigError, match="update_threads must be >= 0"):
+            Trainer(train_args("search-qa", tiny_model, tmp_path / "bad", update_threads=-1))
+    finally:
+        torch.set_num_threads(threads)
