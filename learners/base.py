@@ -240,7 +240,7 @@ class PolicyGradientLearner:
     def tune_threads(self, counts: Sequence[int]) -> None:
         """Run the update's passes on CPU thread counts picked by timing them (:class:`ThreadTuner`): one
         tuner for the no-grad scoring passes and one for the gradient micro-batches, whose costs per token
-        differ. After each update the caller's count (the rollout's) is restored."""
+        differ. Each pass gives the caller's count (the rollout's) back."""
         self.thread_tuners = {"score": ThreadTuner(counts), "train": ThreadTuner(counts)}
 
     def _threads(self, phase: str, work: float):
@@ -289,7 +289,6 @@ class PolicyGradientLearner:
         samples = self.samples(episodes)  # this process's share of the batch (all of it with one process)
         if not self.dp.sum(len(samples)):
             return {"train/skipped": 1.0}
-        threads_before = torch.get_num_threads()
         minis = self._mini_batches(samples)
         micro = [chunk for mini in minis for chunk in mini]
         ref_all, teacher_all = self._frozen(samples)  # computed once, before the update
@@ -337,9 +336,7 @@ class PolicyGradientLearner:
                 sums["grad_norm"] += grad_norm
                 self.optimizer.step()
         metrics = {(k if "/" in k else f"train/{k}"): v / max(n_stat, 1) for k, v in sums.items()}
-        if self.thread_tuners:
-            torch.set_num_threads(threads_before)
-            metrics.update({f"perf/{phase}_threads": float(t.chosen[-1]) for phase, t in self.thread_tuners.items() if t.chosen})
+        metrics.update({f"perf/{phase}_threads": float(t.chosen[-1]) for phase, t in self.thread_tuners.items() if t.chosen})
         metrics["train/lr"] = self.scheduler.get_last_lr()[0]
         metrics["train/optimizer_steps"] = float(n_stat)
         self.scheduler.step()

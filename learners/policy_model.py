@@ -93,15 +93,20 @@ class ThreadTuner:
 
     @contextlib.contextmanager
     def step(self, work: float = 1.0) -> Iterator[int]:
-        """Run one step (the ``with`` body) on the thread count its turn gives; yields that count."""
+        """Run one step (the ``with`` body) on the thread count its turn gives; yields that count. The
+        caller's count is back afterwards, also when the body raises (the RL update's rollout runs on it)."""
         if not self._queue:
             self._plan()
         n = self._queue.pop(0)
+        before = torch.get_num_threads()
         torch.set_num_threads(n)
         start = self.clock()
-        yield n
-        if self._samples is not None:
-            self._samples[n].append((self.clock() - start) / max(work, 1e-9))
+        try:
+            yield n
+            if self._samples is not None:
+                self._samples[n].append((self.clock() - start) / max(work, 1e-9))
+        finally:
+            torch.set_num_threads(before)
 
 
 def resolve_device(device: str) -> torch.device:

@@ -249,28 +249,25 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=max(total, 4), pct_start=max(0.1, 2 / max(total, 4)))
         train = bar.add(f"3/3 supervised warm start ({len(data)} turns x {args.epochs} epochs)", total=total)
         rng = random.Random(args.seed)
-        threads_before = torch.get_num_threads()
         on_cpu = policy.device.type == "cpu"
-        tuner = ThreadTuner(thread_candidates() if on_cpu and not args.threads else (args.threads or threads_before,))
+        tuner = ThreadTuner(thread_candidates() if on_cpu and not args.threads else (args.threads or torch.get_num_threads(),))
         policy.model.train()
         loss_value = first_loss = float("nan")
-        try:
-            for _ in range(args.epochs):
-                # each turn is shown in the teacher's template (skill text in the prompt) with probability teacher_fraction
-                shown = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data]
-                for batch in _length_grouped_batches(shown, args.batch_size, rng):
-                    with tuner.step(work=len(batch) * max(len(p) + len(r) for p, r in batch)) as threads:
-                        loss = sft_loss(policy, batch, args.prompt_loss_weight)
-                        optimizer.zero_grad(set_to_none=True)
-                        loss.backward()
-                        torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
-                        optimizer.step()
-                        schedule.step()
-                        loss_value = loss.item()
-                    first_loss = loss_value if first_loss != first_loss else first_loss
-                    bar.update(train, advance=1, status=f"loss {loss_value:.3f}" + (f", {threads} threads" if on_cpu else ""))
-        finally:
-            torch.set_num_threads(threads_before)  # the caller's count (the CPU preset's 1 for RL) is back after the build
+        for _ in range(args.epochs):
+            # each turn is shown in the teacher's template (skill text in the prompt) with probability teacher_fraction
+            shown = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data]
+            for batch in _length_grouped_batches(shown, args.batch_size, rng):
+                # the caller's thread count (the CPU preset's 1 for RL) is back after each batch
+                with tuner.step(work=len(batch) * max(len(p) + len(r) for p, r in batch)) as threads:
+                    loss = sft_loss(policy, batch, args.prompt_loss_weight)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
+                    optimizer.step()
+                    schedule.step()
+                    loss_value = loss.item()
+                first_loss = loss_value if first_loss != first_loss else first_loss
+                bar.update(train, advance=1, status=f"loss {loss_value:.3f}" + (f", {threads} threads" if on_cpu else ""))
     policy.model.eval()
     meta = {
         "recipe": RECIPE_VERSION,

@@ -427,10 +427,14 @@ def test_thread_tuner_keeps_the_faster_count_and_notices_when_the_load_changes()
     assert used[4:7] == [2, 2, 2]  # then the faster count
     assert tuner.chosen[:2] == [2, 2] and tuner.chosen[-1] == 1
     assert used[-1] == 1
+    torch.set_num_threads(1)
     fixed = ThreadTuner((3,))
     with fixed.step() as n:
         assert n == 3 and torch.get_num_threads() == 3
-    torch.set_num_threads(1)
+    assert torch.get_num_threads() == 1  # the caller's count is back after a step
+    with pytest.raises(RuntimeError), fixed.step():
+        raise RuntimeError("a step that fails (a NaN in the loss)")
+    assert torch.get_num_threads() == 1  # and after one that raised
 
 
 def test_sft_build_times_its_thread_counts_and_gives_the_callers_back(tmp_path, monkeypatch):
