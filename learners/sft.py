@@ -23,6 +23,7 @@ import json
 import os
 import random
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -168,6 +169,12 @@ def expert_demonstrations(
     from sdar_gym.rollout import ExpertPolicy, collect, make_pool
 
     pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
+    if games > len(pool_tasks):
+        warnings.warn(
+            f"{games} demonstration games were asked for, but the {env} tasks hold {len(pool_tasks)}: using all {len(pool_tasks)}"
+            + (" (for more, generate them with `sdar-gym data alfworld --n N --out DIR` and pass `--env-kwargs data_dir DIR`)" if env == "alfworld" else ""),
+            stacklevel=2,
+        )
     chosen = random.Random(seed).sample(pool_tasks, min(games, len(pool_tasks)))
     key = hashlib.sha256(json.dumps(["with-task", DEMO_VERSION, env, sorted(env_kwargs.items()), max_turns, seed, chosen, noise], default=str).encode()).hexdigest()[:16]
     cache = sdar_gym_home() / "demos" / f"{env}-{key}.jsonl"
@@ -274,6 +281,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "env": args.env,
         "demonstration_turns": len(demos),
         "games": args.games,
+        "games_won": len({task for _, _, task, _ in demos}),
         "epochs": args.epochs,
         "teacher_fraction": args.teacher_fraction,
         "prompt_loss_weight": args.prompt_loss_weight,

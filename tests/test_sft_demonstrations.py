@@ -33,3 +33,18 @@ def test_warm_start_batches_group_similar_lengths_and_cover_every_turn_once():
     shuffled = examples[:]
     random.Random(1).shuffle(shuffled)
     assert padding(batches) < 0.25 * padding([shuffled[i : i + 8] for i in range(0, 800, 8)])
+
+
+def test_asking_for_more_demonstration_games_than_the_split_holds_warns(tmp_path, monkeypatch):
+    """`sdar-gym sft --games 1000` on the 200 generated games used to play 200 without a word."""
+    import pytest
+
+    from learners import sft
+    from sdar_gym.envs.alfworld import generator as gen
+
+    monkeypatch.setenv("SDAR_GYM_HOME", str(tmp_path / "home"))
+    gen.generate_games(tmp_path, "train", 2, seed=0, progress=False)
+    kwargs = sft.demo_env_kwargs("alfworld", {"data_dir": str(tmp_path)})
+    with pytest.warns(UserWarning, match=r"5 demonstration games were asked for, but the alfworld tasks hold 2: using all 2.*data_dir"):
+        rows = sft.expert_demonstrations("alfworld", 5, kwargs, 30)
+    assert {task for _, _, task, _ in rows} and len({task for _, _, task, _ in rows}) <= 2
