@@ -1,0 +1,91 @@
+"""How do warm starts play? Greedy success on held-out ALFWorld games, and how failed games end.
+
+``warm_start_fit.py`` scores single answers; this plays whole games. For each model, one greedy
+episode per game on ``--games`` generated valid_seen and valid_unseen games of the default set, and
+``--real-games`` of the real valid_seen games in ``--real-dir`` (skipped when absent), spread evenly
+so that every task type is represented. A failed game "ends in a loop" when its last
+``--loop-turns`` actions are one and the same command (the policy's prompt no longer changes: an
+action that does nothing, such as taking again what it holds, leaves the observation the same).
+
+    sdar-gym sft --output runs/a ...                 # build the variants to compare
+    python benchmarks/warm_start_play.py --model a=runs/a b=runs/b
+
+Writes ``benchmarks/results/warm_start_play.json``, with each model's ``sft.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import write_result  # noqa: E402
+from benchmarks.learning import spread  # noqa: E402
+from learners.evaluate import evaluate, table_for  # noqa: E402
+from learners.trainer import EVAL_SEED  # noqa: E402
+from sdar_gym.registration import task_list  # noqa: E402
+from sdar_gym.rollout.types import SamplingParams  # noqa: E402
+
+
+def loop_verb(actions: list[str], length: int) -> str | None:
+    """The verb of the command repeated over the last ``length`` actions, or None."""
+    tail = actions[-length:]
+    return tail[0].split(" ", 1)[0] if len(tail) == length and len(set(tail)) == 1 else None
+
+
+def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
+    import torch
+
+    from learners.policy_model import PolicyModel, PolicyModelConfig
+
+    torch.set_num_threads(args.threads)
+    policy = PolicyModel.from_pretrained(PolicyModelConfig(model=model), with_reference=False)
+    sampling = SamplingParams(max_new_tokens=48, temperature=0.0)
+    out = {}
+    for split, (kwargs, tasks) in splits.items():
+        start = time.perf_counter()
+        episodes = evaluate(policy, "alfworld", kwargs, tasks, args.max_turns, 8, sampling, seed=EVAL_SEED)
+        loops = collections.Counter(v for e in episodes if not e.won and (v := loop_verb([t.action for t in e.turns], args.loop_turns)))
+        out[split] = {
+            "success": sum(e.won for e in episodes) / len(episodes), "won": sum(e.won for e in episodes), "games": len(episodes),
+            "table": table_for("alfworld", episodes), "failed_in_a_loop": sum(loops.values()), "loop_verbs": dict(loops.most_common()),
+            "seconds": time.perf_counter() - start,
+        }
+        print(f"  {split}: won {out[split]['won']}/{len(episodes)}, failed in a loop {sum(loops.values())} {dict(loops)}", flush=True)
+    meta = Path(model) / "sft.json"
+    return {"splits": out, "sft": json.loads(meta.read_text()) if meta.exists() else None}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", nargs="+", required=True, metavar="NAME=PATH", help="models to compare")
+    ap.add_argument("--games", type=int, default=50, help="generated games per held-out split (each split has 50)")
+    ap.add_argument("--real-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld", help="real ALFWorld data")
+    ap.add_argument("--real-games", type=int, default=40, help="real valid_seen games, a fixed spread (0: none)")
+    ap.add_argument("--max-turns", type=int, default=30, help="the CPU preset's")
+    ap.add_argument("--loop-turns", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default="warm_start_play")
+    args = ap.parse_args()
+    models = dict(m.split("=", 1) for m in args.model)
+    splits = {}
+    for split in ("valid_seen", "valid_unseen"):
+        kwargs = {"engine": "fast", "split": split}
+        splits[split] = (kwargs, spread(task_list("alfworld", kwargs)[0], args.games))
+    if args.real_games and (args.real_dir / "json_2.1.1" / "valid_seen").is_dir():
+        kwargs = {"engine": "fast", "data_dir": str(args.real_dir), "split": "valid_seen"}
+        splits["real_valid_seen"] = (kwargs, spread(task_list("alfworld", kwargs)[0], args.real_games))
+    results = {}
+    for name, path in models.items():
+        print(f"{name} ({path}):", flush=True)
+        results[name] = play(path, splits, args)
+    write_result(args.out, {"max_turns": args.max_turns, "loop_turns": args.loop_turns,
+                            "games": {s: len(t) for s, (_, t) in splits.items()}, "models": results})
+
+
+if __name__ == "__main__":
+    main()
