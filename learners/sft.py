@@ -286,7 +286,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "env": args.env,
         "demonstration_turns": len(demos),
         "games": args.games,
-        "games_won": len({task for _, _, task, _ in demos}),
+        "games_won": len({d[2] for d in demos if len(d) > 2}),
         "epochs": args.epochs,
         "teacher_fraction": args.teacher_fraction,
         "prompt_loss_weight": args.prompt_loss_weight,
