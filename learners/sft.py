@@ -79,11 +79,6 @@ class SFTArgs:
     ``put`` are 7% of the turns each, and the default tiny policy answers 0 of 11 ``take`` turns as
     the expert; shown 4 times it answered 7 of 11 and 86 of 150 turns in all (62 without), but the
     SFT took 1.5 times as long and the policy still won no held-out game greedily (README)."""
-    oversample_next: bool = False
-    """Also repeat the turn right after each oversampled one, as often. The state after ``take`` differs
-    from the one before it only in "You pick up the tomato 2 from the countertop 2."; a policy that saw
-    four times as many takes as next moves took again and again (27 of 50 greedy held-out games ended
-    in such a loop, README). Off by default, like ``oversample``."""
     teacher_fraction: float = 0.3
     """Share of turns shown in SDAR's teacher template (skill text in the prompt), so the teacher branch is in distribution."""
     skills_embedder: str = "hashing"
@@ -292,7 +287,6 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "prompt_loss_weight": args.prompt_loss_weight,
         "demo_noise": args.demo_noise,
         "oversample": args.oversample,
-        "oversample_next": args.oversample_next,
         "first_loss": first_loss,
         "final_loss": loss_value,
         "seconds": time.perf_counter() - start,
@@ -348,8 +342,7 @@ def _skill_contexts(args: SFTArgs, demos: list) -> dict[tuple[str, str], str]:
 
 def _encode_demos(tokenizer, demos: list, contexts: dict, args: SFTArgs) -> tuple[list, list]:
     """(student prompt, teacher prompt or None, response) ids per turn; turns of held-out tasks apart.
-    A training turn whose action verb is in ``args.oversample`` is listed that many times, and with
-    ``args.oversample_next`` the next turn of its episode too."""
+    A training turn whose action verb is in ``args.oversample`` is listed that many times."""
     from learners.teacher import teacher_template
     from sdar_gym.presets import BASE
     from sdar_gym.agent import TextAgent
@@ -361,18 +354,15 @@ def _encode_demos(tokenizer, demos: list, contexts: dict, args: SFTArgs) -> tupl
     keys = sorted({(d[2], d[3]) for d in demos if len(d) > 2})
     held = set(random.Random(args.seed).sample(keys, int(len(keys) * args.held_out_fraction))) if contexts else set()
     train, held_out = [], []
-    previous_key, previous_repeats = None, 1
     for messages, response, *key in demos:
         prompt, response_ids = _encode(tokenizer, messages, response)
         context = contexts.get(tuple(key), "")
         teacher = build_teacher(tokenizer, prompt, context, messages, with_skills, BASE["max_prompt_length"].value)[0] if context else None
         if tuple(key) in held:
             held_out.append((prompt, teacher, response_ids))
-            continue
-        repeats = args.oversample.get((agent.project(response).action or "").split(" ", 1)[0], 1)
-        after_oversampled = previous_repeats if args.oversample_next and tuple(key) == previous_key else 1
-        train += [(prompt, teacher, response_ids)] * max(repeats, after_oversampled)
-        previous_key, previous_repeats = tuple(key), repeats
+        else:
+            action = agent.project(response).action or ""
+            train += [(prompt, teacher, response_ids)] * args.oversample.get(action.split(" ", 1)[0], 1)
     return train, held_out
 
 

@@ -507,14 +507,6 @@ def test_sft_oversample_lists_the_named_verbs_turns_that_many_times(tiny_model):
     over, _ = _encode_demos(tok, demos, {}, SFTArgs(oversample={"take": 3, "put": 2}))
     assert len(plain) == 4
     assert [over.count(turn) for turn in plain] == [1, 3, 2, 1]
-    # the turn after each oversampled one, in the same episode, as often (the put after the take: 3)
-    both, _ = _encode_demos(tok, demos, {}, SFTArgs(oversample={"take": 3, "put": 2}, oversample_next=True))
-    assert [both.count(turn) for turn in plain] == [1, 3, 3, 2]
-    # not across episodes: the next turn of another task is not repeated
-    split = [(m, r, f"task {i // 2}", "pick_and_place_simple") for i, (m, r) in enumerate(demos)]
-    plain_split, _ = _encode_demos(tok, split, {}, SFTArgs())
-    split_over, _ = _encode_demos(tok, split, {}, SFTArgs(oversample={"take": 3, "put": 2}, oversample_next=True))
-    assert [split_over.count(turn) for turn in plain_split] == [1, 3, 2, 2]
 
 
 @pytest.mark.parametrize("count", [0, -2, True])
