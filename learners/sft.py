@@ -171,8 +171,8 @@ def expert_demonstrations(
     pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
     if games > len(pool_tasks):
         warnings.warn(
-            f"{games} demonstration games were asked for, but the {env} tasks hold {len(pool_tasks)}: using all {len(pool_tasks)}"
-            + (" (for more, generate them with `sdar-gym data alfworld --n N --out DIR` and pass `--env-kwargs data_dir DIR`)" if env == "alfworld" else ""),
+            f"{games} demonstration games were asked for, but the {env} tasks hold {len(pool_tasks)}: using all {len(pool_tasks)}; "
+            "a larger set is passed with --env-kwargs (ALFWorld: `sdar-gym data alfworld --n N --out DIR`, then data_dir DIR)",
             stacklevel=2,
         )
     chosen = random.Random(seed).sample(pool_tasks, min(games, len(pool_tasks)))
