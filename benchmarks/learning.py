@@ -60,6 +60,23 @@ def spread(tasks: list, n: int) -> list:
     return [tasks[i * len(tasks) // n] for i in range(n)] if n < len(tasks) else list(tasks)
 
 
+def held_out_splits(data: dict, splits: list[str], n: int) -> dict[str, tuple[dict, list]]:
+    """Split name -> (env kwargs, ``n`` of its games spread over it), for each of ``splits`` of ``data``."""
+    out = {}
+    for split in splits:
+        kwargs = {**data, "split": split}
+        out[split] = (kwargs, spread(task_list("alfworld", kwargs)[0], n))
+    return out
+
+
+def real_valid_seen(real_dir: Path, n: int, engine: str = "fast") -> dict[str, tuple[dict, list]]:
+    """``{"real_valid_seen": (env kwargs, n of its games spread over it)}``, or nothing when ``n`` is 0
+    or ``real_dir`` holds no valid_seen split (the real games are not shipped)."""
+    if not n or not (real_dir / "json_2.1.1" / "valid_seen").is_dir():
+        return {}
+    return {"real_valid_seen": held_out_splits({"engine": engine, "data_dir": str(real_dir)}, ["valid_seen"], n)["valid_seen"]}
+
+
 def held_out_eval(model_dir: str, held_out: dict[str, tuple[dict, list]], args) -> dict:
     return _eval_all(PolicyModel.from_pretrained(PolicyModelConfig(model=model_dir), with_reference=False), held_out, args)
 
@@ -310,16 +327,11 @@ def main(argv: list[str] | None = None) -> dict:
     data = {"engine": args.engine} | ({"data_dir": str(args.data_dir)} if args.data_dir else {})
     env_kwargs = {**data, "split": args.train_split}
     train_tasks = task_list("alfworld", env_kwargs)[0]
-    held_out = {}
-    for split in args.eval_splits:
-        kw = {**data, "split": split}
-        held_out[split] = (kw, spread(task_list("alfworld", kw)[0], args.held_out))
+    held_out = held_out_splits(data, args.eval_splits, args.held_out)
     rl_tasks = spread(train_tasks, args.rl_games) if args.rl_games else train_tasks
     if args.eval_rl_games or args.train_eval:
         held_out["rl_games"] = (env_kwargs, rl_tasks if args.eval_rl_games else spread(rl_tasks, args.train_eval))
-    if args.real_games and (args.real_dir / "json_2.1.1" / "valid_seen").is_dir():
-        kw = {"engine": args.engine, "data_dir": str(args.real_dir), "split": "valid_seen"}
-        held_out["real_valid_seen"] = (kw, spread(task_list("alfworld", kw)[0], args.real_games))
+    held_out |= real_valid_seen(args.real_dir, args.real_games, args.engine)
     if not held_out:
         ap.error("nothing to evaluate: give --eval-splits or --eval-rl-games")
     warm = str(args.warm_start) if args.warm_start else build_warm_start(args, env_kwargs, train_tasks)

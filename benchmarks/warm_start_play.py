@@ -24,10 +24,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import write_result  # noqa: E402
-from benchmarks.learning import spread  # noqa: E402
+from benchmarks.learning import held_out_splits, real_valid_seen  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.trainer import EVAL_SEED  # noqa: E402
-from sdar_gym.registration import task_list  # noqa: E402
 from sdar_gym.rollout.types import SamplingParams  # noqa: E402
 
 
@@ -72,13 +71,7 @@ def main() -> None:
     ap.add_argument("--out", default="warm_start_play")
     args = ap.parse_args()
     models = dict(m.split("=", 1) for m in args.model)
-    splits = {}
-    for split in ("valid_seen", "valid_unseen"):
-        kwargs = {"engine": "fast", "split": split}
-        splits[split] = (kwargs, spread(task_list("alfworld", kwargs)[0], args.games))
-    if args.real_games and (args.real_dir / "json_2.1.1" / "valid_seen").is_dir():
-        kwargs = {"engine": "fast", "data_dir": str(args.real_dir), "split": "valid_seen"}
-        splits["real_valid_seen"] = (kwargs, spread(task_list("alfworld", kwargs)[0], args.real_games))
+    splits = held_out_splits({"engine": "fast"}, ["valid_seen", "valid_unseen"], args.games) | real_valid_seen(args.real_dir, args.real_games)
     results = {}
     for name, path in models.items():
         print(f"{name} ({path}):", flush=True)
