@@ -4,8 +4,9 @@
 episode per game on ``--games`` generated valid_seen and valid_unseen games of the default set, and
 ``--real-games`` of the real valid_seen games in ``--real-dir`` (skipped when absent), spread evenly
 so that every task type is represented. A failed game "ends in a loop" when its last
-``--loop-turns`` actions are one and the same command (the policy's prompt no longer changes: an
-action that does nothing, such as taking again what it holds, leaves the observation the same).
+``--loop-turns`` actions are one and the same command (an action that does nothing, such as taking
+an object that is not there, leaves the observation the same, and a greedy policy answers the same
+again); ``loops_that_never_worked`` counts the loops whose command did nothing from its first play.
 
     sdar-gym sft --output runs/a ...                 # build the variants to compare
     python benchmarks/warm_start_play.py --model a=runs/a b=runs/b
@@ -36,6 +37,19 @@ def loop_verb(actions: list[str], length: int) -> str | None:
     return tail[0].split(" ", 1)[0] if len(tail) == length and len(set(tail)) == 1 else None
 
 
+def loop_never_worked(actions: list[str], seen: list[str]) -> bool:
+    """Whether the command a game ends repeating did nothing from its first play on. ``seen[i]`` is the
+    observation turn i acted on, so ``seen[i + 1]`` is what action i returned: the command never worked
+    when its first play in the final run returned what its later plays return. A command that worked
+    once (a take that picked the object up) and was then repeated answered something else the first time."""
+    start = len(actions) - 1
+    while start > 0 and actions[start - 1] == actions[-1]:
+        start -= 1
+    if start >= len(actions) - 1:
+        raise ValueError("a loop needs at least two plays of its command")
+    return seen[start + 1] == seen[-1]
+
+
 def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
     import torch
 
@@ -48,13 +62,17 @@ def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
     for split, (kwargs, tasks) in splits.items():
         start = time.perf_counter()
         episodes = evaluate(policy, "alfworld", kwargs, tasks, args.max_turns, 8, sampling, seed=EVAL_SEED)
-        loops = collections.Counter(v for e in episodes if not e.won and (v := loop_verb([t.action for t in e.turns], args.loop_turns)))
+        looped = [(e, v) for e in episodes if not e.won and (v := loop_verb([t.action for t in e.turns], args.loop_turns))]
+        loops = collections.Counter(v for _, v in looped)
+        never_worked = sum(loop_never_worked([t.action for t in e.turns], [t.observation for t in e.turns]) for e, _ in looped)
         out[split] = {
             "success": sum(e.won for e in episodes) / len(episodes), "won": sum(e.won for e in episodes), "games": len(episodes),
             "table": table_for("alfworld", episodes), "failed_in_a_loop": sum(loops.values()), "loop_verbs": dict(loops.most_common()),
+            "loops_that_never_worked": never_worked,
             "seconds": time.perf_counter() - start,
         }
-        print(f"  {split}: won {out[split]['won']}/{len(episodes)}, failed in a loop {sum(loops.values())} {dict(loops)}", flush=True)
+        print(f"  {split}: won {out[split]['won']}/{len(episodes)}, failed in a loop {sum(loops.values())} {dict(loops)}, "
+              f"{never_worked} of them on a command that did nothing from its first play", flush=True)
     meta = Path(model) / "sft.json"
     return {"splits": out, "sft": json.loads(meta.read_text()) if meta.exists() else None}
 

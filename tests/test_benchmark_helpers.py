@@ -10,3 +10,14 @@ def test_a_game_ends_in_a_loop_only_when_its_last_actions_are_one_command():
     assert loop_verb([take] * 4 + ["go to fridge 1"], 5) is None  # it broke out
     assert loop_verb([take, "go to fridge 1"] * 3, 5) is None  # alternating is not one command
     assert loop_verb([take] * 4, 5) is None  # too short to tell
+
+
+def test_a_loop_never_worked_only_when_its_first_play_already_did_nothing():
+    from benchmarks.warm_start_play import loop_never_worked
+
+    take, go = "take pen 1 from armchair 2", "go to armchair 2"
+    arrive, nothing = "You arrive at armchair 2. On it, you see a keychain 1.", "Nothing happens."
+    # a take of an object that is not there: every play answers "Nothing happens."
+    assert loop_never_worked([go, take, take, take], ["start", arrive, nothing, nothing])
+    # a take that picked the object up, then the same take again
+    assert not loop_never_worked([go, take, take, take], ["start", arrive, "You pick up the pen 1.", nothing])
