@@ -6,7 +6,9 @@ builds itself, once, into ``sdar_gym_home()/models/tiny-<env>``:
 1. the env's expert plays ``games`` tasks through the ordinary rollout (same prompts as RL);
 2. a byte-level BPE tokenizer is trained on those prompts and responses (``learners.tiny``);
 3. a random-init Qwen2-architecture model is trained to maximize the log-likelihood of the expert's
-   responses given the prompts (response tokens only, token-mean), with AdamW.
+   responses given the prompts, plus a loss on the prompt tokens (``prompt_loss_weight``), with AdamW;
+4. optionally (``dagger_rounds``), DAgger: the policy plays, the expert labels the states it reached,
+   and the policy trains on the demonstrations plus those labels.
 
 SDAR's teacher is this same model shown the student prompt plus retrieved skill text. A model that
 never saw skill text reads it as noise (the teacher scored the expert's moves 2 nats/token *worse*
@@ -79,6 +81,17 @@ class SFTArgs:
     ``put`` are 7% of the turns each, and the default tiny policy answers 0 of 11 ``take`` turns as
     the expert; shown 4 times it answered 7 of 11 and 86 of 150 turns in all (62 without), but the
     SFT took 1.5 times as long and the policy still won no held-out game greedily (README)."""
+    dagger_rounds: int = 0
+    """Rounds of DAgger (Ross et al., 2011) after the supervised epochs: the policy plays
+    ``dagger_games`` training tasks greedily, the env's expert labels every state it visits (what the
+    expert would do there), and the policy trains one more epoch on the demonstrations plus all labels
+    so far. It teaches the way out of states the expert never visits, such as "Nothing happens." after
+    a ``take`` of an object that is not there (README). Off by default: each round costs a greedy
+    play and an epoch."""
+    dagger_games: int = 240
+    """Tasks the policy plays per DAgger round."""
+    dagger_lr: float = 5e-4
+    """Constant learning rate of each DAgger epoch (a quarter of the SFT's peak)."""
     teacher_fraction: float = 0.3
     """Share of turns shown in SDAR's teacher template (skill text in the prompt), so the teacher branch is in distribution."""
     skills_embedder: str = "hashing"
@@ -220,6 +233,8 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
     bad = {verb: n for verb, n in args.oversample.items() if isinstance(n, bool) or not isinstance(n, int) or n < 1}
     if bad:
         raise ConfigError(f"oversample counts must be whole numbers >= 1, got {bad}")
+    if args.dagger_rounds < 0 or (args.dagger_rounds and args.dagger_games < 1):
+        raise ConfigError(f"dagger_rounds must be >= 0 and dagger_games >= 1, got {args.dagger_rounds} and {args.dagger_games}")
     out = Path(args.output) if args.output else tiny_policy_dir(args.env)
     if is_built(out) and not args.force:
         return out
@@ -228,15 +243,16 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         ids, types = task_list(args.env, env_kwargs)
         tasks = [t for t in ids if types.get(t) not in args.skip_task_types]
     start = time.perf_counter()
+    stages = 3 + args.dagger_rounds
     with StageProgress(progress) as bar:
-        stage = bar.add(f"1/3 expert demonstrations ({args.games} games)", total=args.games)
+        stage = bar.add(f"1/{stages} expert demonstrations ({args.games} games)", total=args.games)
         demos = expert_demonstrations(
             args.env, args.games, env_kwargs, args.max_turns, args.seed, tasks,
             on_progress=lambda done, total: bar.update(stage, completed=done, total=total), noise=args.demo_noise,
         )
         bar.update(stage, status=f"{len(demos)} turns")
 
-        stage = bar.add("2/3 tokenizer and skill text", total=1)
+        stage = bar.add(f"2/{stages} tokenizer and skill text", total=1)
         contexts = _skill_contexts(args, demos)
         texts = [m["content"] for messages, *_ in demos for m in messages] + [r for _, r, *_ in demos] + list(contexts.values())
         tokenizer = train_tokenizer(texts, args.vocab_size)
@@ -246,7 +262,8 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         )
         model = make_tiny_model(tokenizer, shape)
         policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="tiny", dtype="fp32"), with_reference=False)
-        data, held_out = _encode_demos(tokenizer, demos, contexts, args)
+        held = held_out_keys(demos, contexts, args)
+        data, held_out = _encode_demos(tokenizer, demos, contexts, args, held)
         bar.update(stage, completed=1, status=f"vocab {len(tokenizer)}, {len(contexts)} skill contexts")
 
         optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.lr, weight_decay=0.01)
@@ -254,27 +271,33 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         total = n_batches * args.epochs
         # at least one warm-up step: OneCycleLR divides by zero on a warm-up of 0 steps (tiny configurations)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=args.lr, total_steps=max(total, 4), pct_start=max(0.1, 2 / max(total, 4)))
-        train = bar.add(f"3/3 supervised warm start ({len(data)} turns x {args.epochs} epochs)", total=total)
+        train = bar.add(f"3/{stages} supervised warm start ({len(data)} turns x {args.epochs} epochs)", total=total)
         rng = random.Random(args.seed)
         on_cpu = policy.device.type == "cpu"
         tuner = ThreadTuner(thread_candidates() if on_cpu and not args.threads else (args.threads or torch.get_num_threads(),))
-        policy.model.train()
-        loss_value = first_loss = float("nan")
+        losses: list[float] = []
+
+        def report(stage):
+            def on_batch(loss: float, threads: int) -> None:
+                losses.append(loss)
+                bar.update(stage, advance=1, status=f"loss {loss:.3f}" + (f", {threads} threads" if on_cpu else ""))
+            return on_batch
+
         for _ in range(args.epochs):
-            # each turn is shown in the teacher's template (skill text in the prompt) with probability teacher_fraction
-            shown = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data]
-            for batch in _length_grouped_batches(shown, args.batch_size, rng):
-                # the caller's thread count (the CPU preset's 1 for RL) is back after each batch
-                with tuner.step(work=len(batch) * max(len(p) + len(r) for p, r in batch)) as threads:
-                    loss = sft_loss(policy, batch, args.prompt_loss_weight)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
-                    optimizer.step()
-                    schedule.step()
-                    loss_value = loss.item()
-                first_loss = loss_value if first_loss != first_loss else first_loss
-                bar.update(train, advance=1, status=f"loss {loss_value:.3f}" + (f", {threads} threads" if on_cpu else ""))
+            _train_epoch(policy, data, args, rng, optimizer, schedule, tuner, report(train))
+        labels: list = []
+        for round_ in range(1, args.dagger_rounds + 1):
+            stage = bar.add(f"{3 + round_}/{stages} DAgger round {round_}: the policy plays {args.dagger_games} games, the expert labels", total=args.dagger_games)
+            labels += dagger_labels(
+                policy, args.env, env_kwargs, args.dagger_games, args.max_turns, args.seed + round_, tasks,
+                on_progress=lambda done, n, stage=stage: bar.update(stage, completed=done, total=n),
+            )
+            labeled, _ = _encode_demos(tokenizer, [d for d in labels if (d[2], d[3]) not in held], contexts, args, held)
+            both = data + labeled
+            bar.update(stage, status=f"{len(labels)} labeled states so far")
+            optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.dagger_lr, weight_decay=0.01)
+            fit = bar.add(f"  one epoch on {len(data)} demonstrated and {len(labeled)} labeled turns", total=(len(both) + args.batch_size - 1) // args.batch_size)
+            _train_epoch(policy, both, args, rng, optimizer, None, tuner, report(fit))
     policy.model.eval()
     meta = {
         "recipe": RECIPE_VERSION,
@@ -287,8 +310,9 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "prompt_loss_weight": args.prompt_loss_weight,
         "demo_noise": args.demo_noise,
         "oversample": args.oversample,
-        "first_loss": first_loss,
-        "final_loss": loss_value,
+        "first_loss": losses[0] if losses else float("nan"),
+        "final_loss": losses[-1] if losses else float("nan"),
+        "dagger": {"rounds": args.dagger_rounds, "games": args.dagger_games, "labeled_states": len(labels)} if args.dagger_rounds else None,
         "seconds": time.perf_counter() - start,
         "threads_chosen": tuner.chosen if len(tuner.candidates) > 1 else list(tuner.candidates),
         "shape": {"hidden_size": args.hidden_size, "num_layers": args.num_layers, "vocab_size": len(tokenizer)},
@@ -298,6 +322,80 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         policy.save(tmp)
         (tmp / "sft.json").write_text(json.dumps(meta, indent=1), encoding="utf-8")
     return out
+
+
+def _train_epoch(policy, data: list, args: SFTArgs, rng: random.Random, optimizer, schedule, tuner, on_batch: Callable[[float, int], None]) -> None:
+    """One pass over ``data`` ((student prompt, teacher prompt or None, response) ids per turn) in
+    length-grouped batches; each turn is shown in the teacher's template (skill text in the prompt)
+    with probability ``args.teacher_fraction``."""
+    import torch
+
+    policy.model.train()
+    shown = [(t if t is not None and rng.random() < args.teacher_fraction else p, r) for p, t, r in data]
+    for batch in _length_grouped_batches(shown, args.batch_size, rng):
+        # the caller's thread count (the CPU preset's 1 for RL) is back after each batch
+        with tuner.step(work=len(batch) * max(len(p) + len(r) for p, r in batch)) as threads:
+            loss = sft_loss(policy, batch, args.prompt_loss_weight)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(policy.trainable_parameters(), 1.0)
+            optimizer.step()
+            if schedule is not None:
+                schedule.step()
+            value = loss.item()
+        on_batch(value, threads)
+    policy.model.eval()
+
+
+class _ExpertLabels:
+    """DAgger's data: plays ``policy`` while the env's expert (:class:`ExpertPolicy`) answers the same
+    requests; keeps the expert's answers by (episode, turn)."""
+
+    wants_expert_action = True
+
+    def __init__(self, policy, env: str) -> None:
+        from sdar_gym.rollout import ExpertPolicy
+
+        self.policy, self.expert, self.answers = policy, ExpertPolicy(env), {}
+
+    async def generate(self, requests):
+        for request, answer in zip(requests, await self.expert.generate(requests)):
+            if request.metadata.get("expert_action"):
+                self.answers[request.metadata["episode"], request.metadata["turn"]] = answer.text
+        return await self.policy.generate(requests)
+
+
+def dagger_labels(
+    policy, env: str, env_kwargs: dict[str, Any], games: int, max_turns: int, seed: int, tasks: list[Any] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> list[tuple[list[dict[str, str]], str, str, str]]:
+    """(chat messages, expert response text, task, task type) of every state ``policy`` visits when it
+    plays ``games`` tasks (seeded draw from ``tasks``, default all of the env's) greedily: one DAgger
+    round's data. Played inline in chunks, calling ``on_progress(done, total)`` after each."""
+    from learners.settings import CPU_PRESET
+    from sdar_gym.rollout import collect, make_pool
+    from sdar_gym.rollout.types import SamplingParams
+
+    pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
+    chosen = random.Random(seed).sample(pool_tasks, min(games, len(pool_tasks)))
+    sampling = SamplingParams(max_new_tokens=CPU_PRESET["max_new_tokens"], temperature=0.0)
+    width = 8
+
+    async def run():
+        rows = []
+        async with make_pool("inline", env, width, env_kwargs) as pool:
+            for i in range(0, len(chosen), 4 * width):
+                labeler = _ExpertLabels(policy.as_policy(max_batch_size=width), env)
+                episodes = await collect(labeler, pool, chosen[i : i + 4 * width], group_size=1, max_turns=max_turns, sampling=sampling, seed=seed + i)
+                rows += [
+                    (t.messages, labeler.answers[k, n], t.task, t.task_type)
+                    for k, e in enumerate(episodes) for n, t in enumerate(e.turns) if t.messages and (k, n) in labeler.answers
+                ]
+                if on_progress is not None:
+                    on_progress(min(i + 4 * width, len(chosen)), len(chosen))
+        return rows
+
+    return asyncio.run(run())
 
 
 def sft_loss(policy, batch: list[tuple[list[int], list[int]]], prompt_weight: float):
@@ -340,8 +438,14 @@ def _skill_contexts(args: SFTArgs, demos: list) -> dict[tuple[str, str], str]:
     return {key: skills.text(*key) for key in keys}
 
 
-def _encode_demos(tokenizer, demos: list, contexts: dict, args: SFTArgs) -> tuple[list, list]:
-    """(student prompt, teacher prompt or None, response) ids per turn; turns of held-out tasks apart.
+def held_out_keys(demos: list, contexts: dict, args: SFTArgs) -> set[tuple[str, str]]:
+    """The (task, task type) keys kept out of training to measure the teacher gap (none without skill contexts)."""
+    keys = sorted({(d[2], d[3]) for d in demos if len(d) > 2})
+    return set(random.Random(args.seed).sample(keys, int(len(keys) * args.held_out_fraction))) if contexts else set()
+
+
+def _encode_demos(tokenizer, demos: list, contexts: dict, args: SFTArgs, held: set[tuple[str, str]]) -> tuple[list, list]:
+    """(student prompt, teacher prompt or None, response) ids per turn; turns of ``held`` tasks apart.
     A training turn whose action verb is in ``args.oversample`` is listed that many times."""
     from learners.teacher import teacher_template
     from sdar_gym.presets import BASE
@@ -351,8 +455,6 @@ def _encode_demos(tokenizer, demos: list, contexts: dict, args: SFTArgs) -> tupl
     agent = TextAgent(env_entry(args.env).name)
     with_skills = agent.with_skills
     build_teacher = teacher_template("official")  # the trainer's default teacher template
-    keys = sorted({(d[2], d[3]) for d in demos if len(d) > 2})
-    held = set(random.Random(args.seed).sample(keys, int(len(keys) * args.held_out_fraction))) if contexts else set()
     train, held_out = [], []
     for messages, response, *key in demos:
         prompt, response_ids = _encode(tokenizer, messages, response)

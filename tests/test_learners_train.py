@@ -1,6 +1,7 @@
 """`sdar-gym train` end to end on each env with a tiny model: 2 steps, checkpoints, resume, eval, plot."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -503,8 +504,8 @@ def test_sft_oversample_lists_the_named_verbs_turns_that_many_times(tiny_model):
     tok = AutoTokenizer.from_pretrained(tiny_model)
     actions = ["go to desk 1", "take pen 1 from desk 1", "put pen 1 in/on shelf 1", "look"]
     demos = [([{"role": "user", "content": f"Your task is to: turn {i}"}], f"<think>ok</think><action>{a}</action>") for i, a in enumerate(actions)]
-    plain, _ = _encode_demos(tok, demos, {}, SFTArgs())
-    over, _ = _encode_demos(tok, demos, {}, SFTArgs(oversample={"take": 3, "put": 2}))
+    plain, _ = _encode_demos(tok, demos, {}, SFTArgs(), set())
+    over, _ = _encode_demos(tok, demos, {}, SFTArgs(oversample={"take": 3, "put": 2}), set())
     assert len(plain) == 4
     assert [over.count(turn) for turn in plain] == [1, 3, 2, 1]
 
@@ -516,6 +517,16 @@ def test_sft_refuses_an_oversample_count_below_one(count, tmp_path):
 
     with pytest.raises(ConfigError, match="oversample counts must be whole numbers >= 1"):
         sft.build_sft_policy(SFTArgs(output=tmp_path / "m", oversample={"take": count}), progress=False)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("rounds, games", [(-1, 240), (2, 0)])
+def test_sft_refuses_negative_dagger_rounds_or_no_dagger_games(rounds, games, tmp_path):
+    from learners import sft
+    from learners.sft import SFTArgs
+
+    with pytest.raises(ConfigError, match="dagger_rounds must be >= 0 and dagger_games >= 1"):
+        sft.build_sft_policy(SFTArgs(output=tmp_path / "m", dagger_rounds=rounds, dagger_games=games), progress=False)
     assert not (tmp_path / "m").exists()
 
 
@@ -535,3 +546,67 @@ def test_update_threads_reach_the_learner(tiny_model, tmp_path):
             Trainer(train_args("search-qa", tiny_model, tmp_path / "bad", update_threads=-1))
     finally:
         torch.set_num_threads(threads)
+
+
+def test_dagger_labels_each_state_the_policy_visits_with_the_experts_answer(tmp_path, monkeypatch):
+    """DAgger's data: the states are the policy's own (here it only looks, which changes nothing), the
+    answers are the expert's (so every one is the expert's first move in that game)."""
+    from learners import sft
+    from sdar_gym.registration import task_list
+    from sdar_gym.rollout.types import Generation
+
+    class LooksAround:
+        async def generate(self, requests):
+            return [Generation("<think>Looking.</think><action>look</action>", [], [1], [0.0]) for _ in requests]
+
+    class Model:
+        def as_policy(self, **_):
+            return LooksAround()
+
+    monkeypatch.setenv("SDAR_GYM_HOME", str(tmp_path))
+    kwargs = {**env_kwargs("alfworld"), "engine": "fast", "expert": "explorer", "planner": "search"}
+    tasks = task_list("alfworld", kwargs)[0][:2]
+    rows = sft.dagger_labels(Model(), "alfworld", kwargs, games=2, max_turns=3, seed=0, tasks=tasks)
+    assert len(rows) == 6  # 2 games x 3 turns, each labeled
+    demos = sft.expert_demonstrations("alfworld", 2, kwargs, 30, tasks=tasks)
+    first_move = {}
+    for _, response, task, _ in demos:
+        first_move.setdefault(task, response)
+    for task in first_move:
+        turns = [(messages, response) for messages, response, t, _ in rows if t == task]
+        assert len(turns) == 3
+        assert "Action: look" in turns[1][0][-1]["content"]  # the policy's state: its own look in the history
+        assert all(response == first_move[task] for _, response in turns)  # the expert's answer, not the policy's
+        assert "look" not in first_move[task]
+
+
+def test_sft_dagger_rounds_play_the_policy_and_train_on_every_labeled_state_so_far(tmp_path, monkeypatch):
+    from learners import sft
+    from learners.policy_model import PolicyModel, PolicyModelConfig
+    from learners.sft import SFTArgs
+
+    demos = [([{"role": "user", "content": f"Your task is to: {verb} {i}"}], f"<action>{answer}</action>", f"{verb} {i}", "t")
+             for verb, answer in (("look", "look"), ("walk", "go to desk 1")) for i in range(8)]
+    stuck = [{"role": "user", "content": "Your task is to: look 0. Nothing happens."}]
+    calls = []
+
+    def labels(policy, env, kwargs, games, max_turns, seed, tasks=None, on_progress=None):
+        calls.append((policy, games, seed))
+        return [(stuck, "<action>go to desk 1</action>", f"task {seed}", "t")] * 20
+
+    monkeypatch.setattr(sft, "expert_demonstrations", lambda *a, **k: demos)
+    monkeypatch.setattr(sft, "dagger_labels", labels)
+    args = SFTArgs(env="alfworld", output=tmp_path / "m", epochs=1, batch_size=4, vocab_size=300, hidden_size=32, num_layers=1,
+                   teacher_fraction=0.0, dagger_rounds=2, dagger_games=7, dagger_lr=1e-2)
+    meta = json.loads((sft.build_sft_policy(args, progress=False) / "sft.json").read_text())
+    assert [(type(p), g, s) for p, g, s in calls] == [(PolicyModel, 7, 1), (PolicyModel, 7, 2)]
+    assert meta["dagger"] == {"rounds": 2, "games": 7, "labeled_states": 40}  # DAgger aggregates the rounds' labels
+    policy = PolicyModel.from_pretrained(PolicyModelConfig(model=str(tmp_path / "m")), with_reference=False)
+
+    def logprob(response):
+        prompt, ids = sft._encode(policy.tokenizer, stuck, response)
+        with torch.no_grad():
+            return float(policy.response_logprobs([prompt], [ids])[0].sum())
+
+    # the labels were learned: at their state the expert's answer beats the demonstrations' only one
+    assert logprob("<action>go to desk 1</action>") > logprob("<action>look</action>")
