@@ -192,6 +192,8 @@ def expert_demonstrations(
     key = hashlib.sha256(json.dumps(["with-task", DEMO_VERSION, env, sorted(env_kwargs.items()), max_turns, seed, chosen, noise], default=str).encode()).hexdigest()[:16]
     cache = sdar_gym_home() / "demos" / f"{env}-{key}.jsonl"
     if cache.exists():
+        if on_progress is not None:
+            on_progress(len(chosen), len(chosen))
         return [(r["messages"], r["response"], r["task"], r["task_type"]) for r in read_jsonl(cache)]
 
     workers = max(1, min(len(chosen), os.cpu_count() or 1))

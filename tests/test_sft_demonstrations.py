@@ -48,3 +48,18 @@ def test_asking_for_more_demonstration_games_than_the_split_holds_warns(tmp_path
     with pytest.warns(UserWarning, match=r"5 demonstration games were asked for, but the alfworld tasks hold 2: using all 2.*data_dir"):
         rows = sft.expert_demonstrations("alfworld", 5, kwargs, 30)
     assert {task for _, _, task, _ in rows} and len({task for _, _, task, _ in rows}) <= 2
+
+
+def test_cached_demonstrations_still_report_their_stage_done(tmp_path, monkeypatch):
+    """From the cache, the SFT's first stage used to stay at 0/N in a log while the next ones ran."""
+    from learners import sft
+    from sdar_gym.envs.alfworld import generator as gen
+
+    monkeypatch.setenv("SDAR_GYM_HOME", str(tmp_path / "home"))
+    gen.generate_games(tmp_path, "train", 2, seed=0, progress=False)
+    kwargs = sft.demo_env_kwargs("alfworld", {"data_dir": str(tmp_path)})
+    played, cached = [], []
+    first = sft.expert_demonstrations("alfworld", 2, kwargs, 30, on_progress=lambda done, total: played.append((done, total)))
+    again = sft.expert_demonstrations("alfworld", 2, kwargs, 30, on_progress=lambda done, total: cached.append((done, total)))
+    assert again == first
+    assert played[-1] == (2, 2) and cached == [(2, 2)]
