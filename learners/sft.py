@@ -288,15 +288,18 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         for _ in range(args.epochs):
             _train_epoch(policy, data, args, rng, optimizer, schedule, tuner, report(train))
         labels: list = []
+        dagger_won: list[int] = []
         for round_ in range(1, args.dagger_rounds + 1):
             stage = bar.add(f"{3 + round_}/{stages} DAgger round {round_}: the policy plays {args.dagger_games} games, the expert labels", total=args.dagger_games)
-            labels += dagger_labels(
+            rows, won = dagger_labels(
                 policy, args.env, env_kwargs, args.dagger_games, args.max_turns, args.seed + round_, tasks,
                 on_progress=lambda done, n, stage=stage: bar.update(stage, completed=done, total=n),
             )
+            labels += rows
+            dagger_won.append(won)
             labeled, _ = _encode_demos(tokenizer, [d for d in labels if (d[2], d[3]) not in held], contexts, args, held)
             both = data + labeled
-            bar.update(stage, status=f"{len(labels)} labeled states so far")
+            bar.update(stage, status=f"won {won}; {len(labels)} labeled states so far")
             optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.dagger_lr, weight_decay=0.01)
             fit = bar.add(f"  one epoch on {len(data)} demonstrated and {len(labeled)} labeled turns", total=(len(both) + args.batch_size - 1) // args.batch_size)
             _train_epoch(policy, both, args, rng, optimizer, None, tuner, report(fit))
@@ -314,7 +317,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "oversample": args.oversample,
         "first_loss": losses[0] if losses else float("nan"),
         "final_loss": losses[-1] if losses else float("nan"),
-        "dagger": {"rounds": args.dagger_rounds, "games": args.dagger_games, "labeled_states": len(labels)} if args.dagger_rounds else None,
+        "dagger": {"rounds": args.dagger_rounds, "games": args.dagger_games, "won_per_round": dagger_won, "labeled_states": len(labels)} if args.dagger_rounds else None,
         "seconds": time.perf_counter() - start,
         "threads_chosen": tuner.chosen if len(tuner.candidates) > 1 else list(tuner.candidates),
         "shape": {"hidden_size": args.hidden_size, "num_layers": args.num_layers, "vocab_size": len(tokenizer)},
@@ -370,10 +373,11 @@ class _ExpertLabels:
 def dagger_labels(
     policy, env: str, env_kwargs: dict[str, Any], games: int, max_turns: int, seed: int, tasks: list[Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[tuple[list[dict[str, str]], str, str, str]]:
+) -> tuple[list[tuple[list[dict[str, str]], str, str, str]], int]:
     """(chat messages, expert response text, task, task type) of every state ``policy`` visits when it
-    plays ``games`` tasks (seeded draw from ``tasks``, default all of the env's) greedily: one DAgger
-    round's data. Played inline in chunks, calling ``on_progress(done, total)`` after each."""
+    plays ``games`` tasks (seeded draw from ``tasks``, default all of the env's) greedily, and how many
+    of those games it won: one DAgger round's data. Played inline in chunks, calling
+    ``on_progress(done, total)`` after each."""
     from learners.settings import CPU_PRESET
     from sdar_gym.rollout import collect, make_pool
     from sdar_gym.rollout.types import SamplingParams
@@ -384,7 +388,7 @@ def dagger_labels(
     width = 8
 
     async def run():
-        rows = []
+        rows, won = [], 0
         async with make_pool("inline", env, width, env_kwargs) as pool:
             for i in range(0, len(chosen), 4 * width):
                 labeler = _ExpertLabels(policy.as_policy(max_batch_size=width), env)
@@ -393,9 +397,10 @@ def dagger_labels(
                     (t.messages, labeler.answers[k, n], t.task, t.task_type)
                     for k, e in enumerate(episodes) for n, t in enumerate(e.turns) if t.messages and (k, n) in labeler.answers
                 ]
+                won += sum(e.won for e in episodes)
                 if on_progress is not None:
                     on_progress(min(i + 4 * width, len(chosen)), len(chosen))
-        return rows
+        return rows, won
 
     return asyncio.run(run())
 

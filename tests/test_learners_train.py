@@ -566,8 +566,8 @@ def test_dagger_labels_each_state_the_policy_visits_with_the_experts_answer(tmp_
     monkeypatch.setenv("SDAR_GYM_HOME", str(tmp_path))
     kwargs = {**env_kwargs("alfworld"), "engine": "fast", "expert": "explorer", "planner": "search"}
     tasks = task_list("alfworld", kwargs)[0][:2]
-    rows = sft.dagger_labels(Model(), "alfworld", kwargs, games=2, max_turns=3, seed=0, tasks=tasks)
-    assert len(rows) == 6  # 2 games x 3 turns, each labeled
+    rows, won = sft.dagger_labels(Model(), "alfworld", kwargs, games=2, max_turns=3, seed=0, tasks=tasks)
+    assert len(rows) == 6 and won == 0  # 2 games x 3 turns, each labeled; looking wins nothing
     demos = sft.expert_demonstrations("alfworld", 2, kwargs, 30, tasks=tasks)
     first_move = {}
     for _, response, task, _ in demos:
@@ -592,7 +592,7 @@ def test_sft_dagger_rounds_play_the_policy_and_train_on_every_labeled_state_so_f
 
     def labels(policy, env, kwargs, games, max_turns, seed, tasks=None, on_progress=None):
         calls.append((policy, games, seed))
-        return [(stuck, "<action>go to desk 1</action>", f"task {seed}", "t")] * 20
+        return [(stuck, "<action>go to desk 1</action>", f"task {seed}", "t")] * 20, seed - 1
 
     monkeypatch.setattr(sft, "expert_demonstrations", lambda *a, **k: demos)
     monkeypatch.setattr(sft, "dagger_labels", labels)
@@ -600,7 +600,7 @@ def test_sft_dagger_rounds_play_the_policy_and_train_on_every_labeled_state_so_f
                    teacher_fraction=0.0, dagger_rounds=2, dagger_games=7, dagger_lr=1e-2)
     meta = json.loads((sft.build_sft_policy(args, progress=False) / "sft.json").read_text())
     assert [(type(p), g, s) for p, g, s in calls] == [(PolicyModel, 7, 1), (PolicyModel, 7, 2)]
-    assert meta["dagger"] == {"rounds": 2, "games": 7, "labeled_states": 40}  # DAgger aggregates the rounds' labels
+    assert meta["dagger"] == {"rounds": 2, "games": 7, "won_per_round": [0, 1], "labeled_states": 40}  # DAgger aggregates the rounds' labels
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=str(tmp_path / "m")), with_reference=False)
 
     def logprob(response):
