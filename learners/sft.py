@@ -287,7 +287,8 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
 
         for _ in range(args.epochs):
             _train_epoch(policy, data, args, rng, optimizer, schedule, tuner, report(train))
-        labels: list = []
+        labeled: list = []
+        labeled_states = 0
         dagger_won: list[int] = []
         for round_ in range(1, args.dagger_rounds + 1):
             stage = bar.add(f"{3 + round_}/{stages} DAgger round {round_}: the policy plays {args.dagger_games} games, the expert labels", total=args.dagger_games)
@@ -295,11 +296,11 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
                 policy, args.env, env_kwargs, args.dagger_games, args.max_turns, args.seed + round_, tasks,
                 on_progress=lambda done, n, stage=stage: bar.update(stage, completed=done, total=n),
             )
-            labels += rows
+            labeled_states += len(rows)
             dagger_won.append(won)
-            labeled, _ = _encode_demos(tokenizer, [d for d in labels if (d[2], d[3]) not in held], contexts, args, held)
+            labeled += _encode_demos(tokenizer, rows, contexts, args, held)[0]  # labels of held-out tasks stay out
             both = data + labeled
-            bar.update(stage, status=f"won {won}; {len(labels)} labeled states so far")
+            bar.update(stage, status=f"won {won}; {labeled_states} labeled states so far")
             optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=args.dagger_lr, weight_decay=0.01)
             fit = bar.add(f"  one epoch on {len(data)} demonstrated and {len(labeled)} labeled turns", total=(len(both) + args.batch_size - 1) // args.batch_size)
             _train_epoch(policy, both, args, rng, optimizer, None, tuner, report(fit))
@@ -317,7 +318,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "oversample": args.oversample,
         "first_loss": losses[0] if losses else float("nan"),
         "final_loss": losses[-1] if losses else float("nan"),
-        "dagger": {"rounds": args.dagger_rounds, "games": args.dagger_games, "won_per_round": dagger_won, "labeled_states": len(labels)} if args.dagger_rounds else None,
+        "dagger": {"rounds": args.dagger_rounds, "games": args.dagger_games, "won_per_round": dagger_won, "labeled_states": labeled_states} if args.dagger_rounds else None,
         "seconds": time.perf_counter() - start,
         "threads_chosen": tuner.chosen if len(tuner.candidates) > 1 else list(tuner.candidates),
         "shape": {"hidden_size": args.hidden_size, "num_layers": args.num_layers, "vocab_size": len(tokenizer)},
