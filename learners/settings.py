@@ -32,9 +32,9 @@ def _table(preset_name: str, env: str) -> tuple[str, dict[str, Setting]]:
 def _agent(env: str, table: dict[str, Setting], given: dict[str, Any]) -> tuple[dict[str, Any], AgentConfig]:
     """The agent settings actually used: given > preset > the env's agent spec."""
     spec = agent_spec(env)
-    defaults = {"history_length": spec.history_length, "invalid_penalty": spec.shaping.invalid_penalty, "win_reward": spec.shaping.win_reward}
+    defaults = {"history_length": spec.history_length, **{k: getattr(spec.shaping, k) for k in AGENT_KEYS if k != "history_length"}}
     values = {k: given[k] if given.get(k) is not None else table[k].value if k in table else defaults[k] for k in AGENT_KEYS}
-    shaping = replace(spec.shaping, invalid_penalty=values["invalid_penalty"], win_reward=values["win_reward"])
+    shaping = replace(spec.shaping, **{k: v for k, v in values.items() if k != "history_length"})
     return values, AgentConfig(history_length=values["history_length"], shaping=shaping)
 
 

@@ -70,6 +70,11 @@ def test_registry_defaults_follow_the_paper() -> None:
     assert shaping(1.0, won=True, action_valid=True) == 10.0
     assert shaping(0.0, won=False, action_valid=False) == pytest.approx(-0.1)
     assert RewardShaping(env_reward_coef=1.0)(0.5, won=False, action_valid=True) == 0.5
+    assert shaping(0.0, won=False, action_valid=True, admissible=False) == 0.0  # the paper has no such penalty
+    strict = RewardShaping(inadmissible_penalty=0.5)
+    assert strict(0.0, won=False, action_valid=True, admissible=False) == pytest.approx(-0.5)
+    assert strict(0.0, won=False, action_valid=False, admissible=False) == pytest.approx(-0.1)  # malformed: the invalid penalty alone
+    assert strict(1.0, won=True, action_valid=True, admissible=True) == 10.0
 
 
 def test_history_window_keeps_last_h() -> None:

@@ -125,6 +125,38 @@ def test_turns_record_their_own_penalty_and_anchor_observation(random_run) -> No
         assert e.task_reward == pytest.approx(0.0)
 
 
+class _NamesWhatIsNotThere:
+    """Answers well-formed actions: on even turns one the env does not list (no unicorn anywhere),
+    on odd turns the first one it lists."""
+
+    async def generate(self, requests):
+        from sdar_gym.agent import TextAgent
+        from sdar_gym.rollout.scripted import byte_ids
+        from sdar_gym.rollout.types import Generation
+
+        agent, out = TextAgent("alfworld"), []
+        for r in requests:
+            action = "take unicorn 1 from sofa 1" if r.metadata["turn"] % 2 == 0 else r.metadata["admissible_actions"][0]
+            ids = byte_ids(agent.render_action(action))
+            out.append(Generation(agent.render_action(action), [1], ids, [0.0] * len(ids)))
+        return out
+
+
+def test_an_action_the_env_does_not_list_is_flagged_and_penalized_when_asked(pool) -> None:
+    """``inadmissible_penalty`` (sdar-gym's own, 0 in the paper) costs only the turns whose
+    well-formed action was not among the admissible ones it was shown."""
+    from sdar_gym.agent import AgentConfig, RewardShaping, TextAgent
+
+    for penalty in (0.0, 0.5):
+        agent = TextAgent("alfworld", AgentConfig(shaping=RewardShaping(inadmissible_penalty=penalty)))
+        (episode,) = run(_NamesWhatIsNotThere(), pool, [TASK_BOOK], group_size=1, max_turns=4, seed=0, agent=agent)
+        assert [t.action_admissible for t in episode.turns] == [False, True, False, True]
+        assert all(t.action_valid for t in episode.turns)
+        assert [t.penalty for t in episode.turns] == pytest.approx([penalty, 0.0, penalty, 0.0])
+        assert [t.reward for t in episode.turns] == pytest.approx([-penalty, 0.0, -penalty, 0.0])
+        assert episode_metrics([episode])["inadmissible_action_ratio"] == 0.5
+
+
 def test_a_slipping_expert_records_exactly_the_turns_it_slipped_on(pool) -> None:
     """DART-style demonstrations: the turns left out must be exactly the ones the expert did not choose."""
     expert = ExpertPolicy("alfworld", noise=0.5, seed=3)
