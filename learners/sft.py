@@ -179,16 +179,9 @@ def expert_demonstrations(
     Games are played in one env process per CPU core, a chunk at a time, and ``on_progress(done,
     total)`` is called after each chunk so that a first-use build never runs silently.
     """
-    from sdar_gym.rollout import ExpertPolicy, collect, make_pool
+    from sdar_gym.rollout import ExpertPolicy, collect
 
-    pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
-    if games > len(pool_tasks):
-        warnings.warn(
-            f"{games} demonstration games were asked for, but the {env} tasks hold {len(pool_tasks)}: using all {len(pool_tasks)}; "
-            "a larger set is passed with --env-kwargs (ALFWorld: `sdar-gym data alfworld --n N --out DIR`, then data_dir DIR)",
-            stacklevel=2,
-        )
-    chosen = random.Random(seed).sample(pool_tasks, min(games, len(pool_tasks)))
+    chosen = _draw_tasks(env, env_kwargs, tasks, games, seed, "demonstration")
     key = hashlib.sha256(json.dumps(["with-task", DEMO_VERSION, env, sorted(env_kwargs.items()), max_turns, seed, chosen, noise], default=str).encode()).hexdigest()[:16]
     cache = sdar_gym_home() / "demos" / f"{env}-{key}.jsonl"
     if cache.exists():
@@ -196,26 +189,17 @@ def expert_demonstrations(
             on_progress(len(chosen), len(chosen))
         return [(r["messages"], r["response"], r["task"], r["task_type"]) for r in read_jsonl(cache)]
 
+    async def play(pool, part: list, offset: int):
+        expert = ExpertPolicy(env, noise=noise, seed=seed + offset)
+        episodes = await collect(expert, pool, part, group_size=1, max_turns=max_turns, seed=seed + offset)
+        return episodes, [
+            (t.messages, t.response_text, t.task, t.task_type)
+            for k, e in enumerate(episodes) if e.won
+            for n, t in enumerate(e.turns) if t.messages and (k, n) not in expert.perturbed
+        ]
+
     workers = max(1, min(len(chosen), os.cpu_count() or 1))
-    chunk = DEMO_CHUNK_PER_WORKER * workers
-
-    async def run():
-        rows, done = [], 0
-        async with make_pool("process" if workers > 1 else "inline", env, workers, env_kwargs) as pool:
-            for i in range(0, len(chosen), chunk):
-                expert = ExpertPolicy(env, noise=noise, seed=seed + i)
-                episodes = await collect(expert, pool, chosen[i : i + chunk], group_size=1, max_turns=max_turns, seed=seed + i)
-                rows += [
-                    (t.messages, t.response_text, t.task, t.task_type)
-                    for k, e in enumerate(episodes) if e.won
-                    for n, t in enumerate(e.turns) if t.messages and (k, n) not in expert.perturbed
-                ]
-                done += len(episodes)
-                if on_progress is not None:
-                    on_progress(done, len(chosen))
-        return rows
-
-    rows = asyncio.run(run())
+    rows, _ = _play_in_chunks(env, env_kwargs, chosen, "process" if workers > 1 else "inline", workers, DEMO_CHUNK_PER_WORKER * workers, play, on_progress)
     if not rows:
         raise DataError(f"the {env} expert won none of {len(chosen)} episodes; no demonstrations to learn from")
     atomic_write_jsonl(cache, [{"messages": m, "response": r, "task": k, "task_type": y} for m, r, k, y in rows])
@@ -380,27 +364,52 @@ def dagger_labels(
     of those games it won: one DAgger round's data. Played inline in chunks, calling
     ``on_progress(done, total)`` after each."""
     from learners.settings import CPU_PRESET
-    from sdar_gym.rollout import collect, make_pool
+    from sdar_gym.rollout import collect
     from sdar_gym.rollout.types import SamplingParams
 
-    pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
-    chosen = random.Random(seed).sample(pool_tasks, min(games, len(pool_tasks)))
+    chosen = _draw_tasks(env, env_kwargs, tasks, games, seed, "DAgger")
     sampling = SamplingParams(max_new_tokens=CPU_PRESET["max_new_tokens"], temperature=0.0)
     width = 8
 
+    async def play(pool, part: list, offset: int):
+        labeler = _ExpertLabels(policy.as_policy(max_batch_size=width), env)
+        episodes = await collect(labeler, pool, part, group_size=1, max_turns=max_turns, sampling=sampling, seed=seed + offset)
+        return episodes, [
+            (t.messages, labeler.answers[k, n], t.task, t.task_type)
+            for k, e in enumerate(episodes) for n, t in enumerate(e.turns) if t.messages and (k, n) in labeler.answers
+        ]
+
+    return _play_in_chunks(env, env_kwargs, chosen, "inline", width, 4 * width, play, on_progress)
+
+
+def _draw_tasks(env: str, env_kwargs: dict[str, Any], tasks: list[Any] | None, games: int, seed: int, what: str) -> list[Any]:
+    """``games`` tasks drawn (seeded) from ``tasks`` (default: all of the env's), with a warning when
+    fewer exist."""
+    pool_tasks = list(tasks) if tasks is not None else task_list(env, env_kwargs)[0]
+    if games > len(pool_tasks):
+        warnings.warn(
+            f"{games} {what} games were asked for, but the {env} tasks hold {len(pool_tasks)}: using all {len(pool_tasks)}; "
+            "a larger set is passed with --env-kwargs (ALFWorld: `sdar-gym data alfworld --n N --out DIR`, then data_dir DIR)",
+            stacklevel=3,
+        )
+    return random.Random(seed).sample(pool_tasks, min(games, len(pool_tasks)))
+
+
+def _play_in_chunks(env: str, env_kwargs: dict[str, Any], chosen: list[Any], pool_kind: str, width: int, chunk: int, play, on_progress) -> tuple[list, int]:
+    """Plays ``chosen`` ``chunk`` tasks at a time in one pool of ``width`` envs, through the coroutine
+    ``play(pool, tasks, offset) -> (episodes, rows)``; returns every chunk's rows and the games won,
+    calling ``on_progress(done, total)`` after each chunk so that a long build never runs silently."""
+    from sdar_gym.rollout import make_pool
+
     async def run():
         rows, won = [], 0
-        async with make_pool("inline", env, width, env_kwargs) as pool:
-            for i in range(0, len(chosen), 4 * width):
-                labeler = _ExpertLabels(policy.as_policy(max_batch_size=width), env)
-                episodes = await collect(labeler, pool, chosen[i : i + 4 * width], group_size=1, max_turns=max_turns, sampling=sampling, seed=seed + i)
-                rows += [
-                    (t.messages, labeler.answers[k, n], t.task, t.task_type)
-                    for k, e in enumerate(episodes) for n, t in enumerate(e.turns) if t.messages and (k, n) in labeler.answers
-                ]
+        async with make_pool(pool_kind, env, width, env_kwargs) as pool:
+            for i in range(0, len(chosen), chunk):
+                episodes, kept = await play(pool, chosen[i : i + chunk], i)
+                rows += kept
                 won += sum(e.won for e in episodes)
                 if on_progress is not None:
-                    on_progress(min(i + 4 * width, len(chosen)), len(chosen))
+                    on_progress(min(i + chunk, len(chosen)), len(chosen))
         return rows, won
 
     return asyncio.run(run())
