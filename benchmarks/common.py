@@ -1,14 +1,17 @@
 """Helpers shared by the benchmark scripts: timing summaries, memory, and JSON results."""
 from __future__ import annotations
 
+import asyncio
 import json
 import platform
 import random
 import resource
+import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from sdar_gym.io import atomic_write_json
@@ -81,3 +84,25 @@ def scratch_trainer(args, name: str, **fields: Any):
         learner=args.learner, env=args.env, model=args.model, preset="cpu" if args.model else "auto", seed=args.seed, env_kwargs=env_kwargs,
         eval_every=0, output=Path(tempfile.mkdtemp(prefix=f"{name}_")), progress=False, tensorboard=False, **fields,
     ))
+
+
+def run_steps(trainer, steps: int, record: Callable[[dict[str, float]], dict[str, Any]], label: str) -> list[dict[str, Any]]:
+    """``steps`` RL steps of a :func:`scratch_trainer` on an inline pool of its env, one thread:
+    ``record(metrics)`` of each step, printed after ``label``; then the pool is closed and the
+    scratch run folder removed (the trained policy stays in ``trainer.policy``)."""
+    import torch
+
+    from sdar_gym.rollout import make_pool
+
+    torch.set_num_threads(1)
+    pool = make_pool("inline", trainer.cfg.env, trainer.cfg.num_envs, trainer.env_kwargs)
+    out = []
+    try:
+        for _ in range(steps):
+            metrics = trainer.train_step(pool)
+            out.append({"step": trainer.step, **record(metrics)})
+            print(f"  {label}: step {trainer.step}/{steps}, " + ", ".join(f"{k} {v:.3g}" for k, v in out[-1].items() if k != "step" and v is not None), flush=True)
+    finally:
+        asyncio.run(pool.aclose())
+        shutil.rmtree(trainer.cfg.output, ignore_errors=True)
+    return out

@@ -28,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import add_policy_args, bootstrap_mean_ci, scratch_trainer, screen_mixed_tasks, write_result  # noqa: E402
+from benchmarks.common import add_policy_args, bootstrap_mean_ci, run_steps, scratch_trainer, screen_mixed_tasks, write_result  # noqa: E402
 
 
 def trainer_for(args, lr: str):
@@ -38,26 +38,11 @@ def trainer_for(args, lr: str):
 
 def run_arm(args, lr: str, task_ids: list[str]) -> list[dict]:
     """``args.steps`` RL steps on the given tasks; per step: rollout success, entropy, KL to the start, time."""
-    import torch
-
-    from sdar_gym.rollout import make_pool
-
-    torch.set_num_threads(1)
     trainer = trainer_for(args, lr)
     by_id = {str(t): t for t in trainer.tasks}
     trainer.tasks = [by_id[t] for t in task_ids]
-    pool = make_pool("inline", args.env, trainer.cfg.num_envs, trainer.env_kwargs)
-    steps = []
-    try:
-        for _ in range(args.steps):
-            m = trainer.train_step(pool)
-            steps.append({"step": trainer.step, "success": m["rollout/all/success"], "entropy": m.get("train/entropy"), "kl": m.get("train/kl"),
-                          "step_s": m["perf/step_s"]})
-            print(f"  lr {lr}: step {trainer.step}/{args.steps}, rollout success {steps[-1]['success']:.3f}, {steps[-1]['step_s']:.0f}s", flush=True)
-    finally:
-        asyncio.run(pool.aclose())
-        shutil.rmtree(trainer.cfg.output, ignore_errors=True)
-    return steps
+    return run_steps(trainer, args.steps, lambda m: {"success": m["rollout/all/success"], "entropy": m.get("train/entropy"), "kl": m.get("train/kl"),
+                                                     "step_s": m["perf/step_s"]}, f"lr {lr}")
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ so that every task type is represented. A failed game "ends in a loop" when its 
 ``--loop-turns`` actions are one and the same command (an action that does nothing, such as taking
 an object that is not there, leaves the observation the same, and a greedy policy answers the same
 again); ``loops_that_never_worked`` counts the loops whose command did nothing from its first play.
+Each split also reports the share of actions the env did not list as admissible, and the verbs played.
 
     sdar-gym sft --output runs/a ...                 # build the variants to compare
     python benchmarks/warm_start_play.py --model a=runs/a b=runs/b
@@ -28,6 +29,7 @@ from benchmarks.common import write_result  # noqa: E402
 from benchmarks.learning import held_out_splits, real_valid_seen  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.trainer import EVAL_SEED  # noqa: E402
+from sdar_gym.rollout import episode_metrics  # noqa: E402
 from sdar_gym.rollout.types import SamplingParams  # noqa: E402
 
 
@@ -50,6 +52,21 @@ def loop_never_worked(actions: list[str], seen: list[str]) -> bool:
     return seen[start + 1] == seen[-1]
 
 
+def add_play_args(ap: argparse.ArgumentParser) -> None:
+    """The options of :func:`play` and :func:`play_splits`."""
+    ap.add_argument("--games", type=int, default=50, help="generated games per held-out split (each split has 50)")
+    ap.add_argument("--real-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld", help="real ALFWorld data")
+    ap.add_argument("--real-games", type=int, default=40, help="real valid_seen games, a fixed spread (0: none)")
+    ap.add_argument("--max-turns", type=int, default=30, help="the CPU preset's")
+    ap.add_argument("--loop-turns", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=1)
+
+
+def play_splits(args) -> dict[str, tuple[dict, list]]:
+    """The held-out games :func:`add_play_args` selects: generated valid_seen and valid_unseen, real valid_seen."""
+    return held_out_splits({"engine": "fast"}, ["valid_seen", "valid_unseen"], args.games) | real_valid_seen(args.real_dir, args.real_games)
+
+
 def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
     import torch
 
@@ -69,10 +86,13 @@ def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
             "success": sum(e.won for e in episodes) / len(episodes), "won": sum(e.won for e in episodes), "games": len(episodes),
             "table": table_for("alfworld", episodes), "failed_in_a_loop": sum(loops.values()), "loop_verbs": dict(loops.most_common()),
             "loops_that_never_worked": never_worked,
+            "inadmissible_action_ratio": episode_metrics(episodes)["inadmissible_action_ratio"],
+            "verbs": dict(collections.Counter(t.action.split(" ", 1)[0] or "(invalid)" for e in episodes for t in e.turns).most_common()),
             "seconds": time.perf_counter() - start,
         }
         print(f"  {split}: won {out[split]['won']}/{len(episodes)}, failed in a loop {sum(loops.values())} {dict(loops)}, "
-              f"{never_worked} of them on a command that did nothing from its first play", flush=True)
+              f"{never_worked} of them on a command that did nothing from its first play; "
+              f"{out[split]['inadmissible_action_ratio']:.0%} of actions not admissible", flush=True)
     meta = Path(model) / "sft.json"
     return {"splits": out, "sft": json.loads(meta.read_text()) if meta.exists() else None}
 
@@ -80,16 +100,11 @@ def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", nargs="+", required=True, metavar="NAME=PATH", help="models to compare")
-    ap.add_argument("--games", type=int, default=50, help="generated games per held-out split (each split has 50)")
-    ap.add_argument("--real-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld", help="real ALFWorld data")
-    ap.add_argument("--real-games", type=int, default=40, help="real valid_seen games, a fixed spread (0: none)")
-    ap.add_argument("--max-turns", type=int, default=30, help="the CPU preset's")
-    ap.add_argument("--loop-turns", type=int, default=5)
-    ap.add_argument("--threads", type=int, default=1)
+    add_play_args(ap)
     ap.add_argument("--out", default="warm_start_play")
     args = ap.parse_args()
     models = dict(m.split("=", 1) for m in args.model)
-    splits = held_out_splits({"engine": "fast"}, ["valid_seen", "valid_unseen"], args.games) | real_valid_seen(args.real_dir, args.real_games)
+    splits = play_splits(args)
     results = {}
     for name, path in models.items():
         print(f"{name} ({path}):", flush=True)
