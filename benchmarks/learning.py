@@ -96,8 +96,8 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     cfg = TrainArgs(
         learner=learner, env="alfworld", model=warm, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
         max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs, preset="cpu",
-        env_kwargs={k: str(v) for k, v in env_kwargs.items()}, output=run_dir, seed=seed, temperature=1.0,
-        max_new_tokens=args.max_new_tokens, inadmissible_penalty=args.inadmissible_penalty, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
+        env_kwargs={k: str(v) for k, v in env_kwargs.items()} | ({"progress": "true"} if args.progress_reward else {}), output=run_dir, seed=seed, temperature=1.0,
+        max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
     )
     trainer = Trainer(cfg)
     trainer.tasks = list(train_tasks)  # RL only ever sees training games; held-out games are for evaluation
@@ -108,7 +108,7 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
         for _ in range(args.steps):
             m = trainer.train_step(async_pool)
             print(f"  {learner} seed {seed}: step {trainer.step}/{args.steps}, rollout success {m.get('rollout/all/success', 0.0):.2f}, "
-                  f"inadmissible {m.get('rollout/inadmissible_action_ratio', 0.0):.2f}, "
+                  f"no effect {m.get('rollout/no_effect_action_ratio', 0.0):.2f}, "
                   f"{m.get('perf/step_s', 0.0):.0f}s", flush=True)  # the trainer's own progress is off in these workers
             steps.append({k: m[k] for k in sorted(m) if k.startswith(("rollout/all", "train/", "sdar/", "perf/"))})
             if args.eval_every and trainer.step % args.eval_every == 0 and trainer.step < args.steps:
@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--num-envs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-4, help="the paper's 1e-6 is for 1.5B+ models; a tiny model over a few steps needs more")
     ap.add_argument("--mini-batches", type=int, default=4, help="optimizer steps per RL step (PPO-style mini-batches of the step's turns)")
-    ap.add_argument("--inadmissible-penalty", type=float, default=0.0, help="penalty of a well-formed action the env does not list as admissible (sdar-gym's own; 0 in the released code)")
+    ap.add_argument("--no-effect-penalty", type=float, default=0.0, help="penalty of a well-formed action that did nothing (sdar-gym's own; 0 in the released code)")
+    ap.add_argument("--progress-reward", type=float, default=0.0, help="per-turn reward per step of progress toward the goal (sdar-gym's own; 0 in the released code)")
     ap.add_argument("--skills", default="official", help="teacher skill routing (the main job's default; the CPU preset caps it at 800 characters, as the warm start saw it)")
     ap.add_argument("--skills-embedder", default="hashing")
     ap.add_argument("--eval-every", type=int, default=4)

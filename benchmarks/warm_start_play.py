@@ -86,13 +86,13 @@ def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
             "success": sum(e.won for e in episodes) / len(episodes), "won": sum(e.won for e in episodes), "games": len(episodes),
             "table": table_for("alfworld", episodes), "failed_in_a_loop": sum(loops.values()), "loop_verbs": dict(loops.most_common()),
             "loops_that_never_worked": never_worked,
-            "inadmissible_action_ratio": episode_metrics(episodes)["inadmissible_action_ratio"],
+            "no_effect_action_ratio": episode_metrics(episodes)["no_effect_action_ratio"],
             "verbs": dict(collections.Counter(t.action.split(" ", 1)[0] or "(invalid)" for e in episodes for t in e.turns).most_common()),
             "seconds": time.perf_counter() - start,
         }
         print(f"  {split}: won {out[split]['won']}/{len(episodes)}, failed in a loop {sum(loops.values())} {dict(loops)}, "
               f"{never_worked} of them on a command that did nothing from its first play; "
-              f"{out[split]['inadmissible_action_ratio']:.0%} of actions not admissible", flush=True)
+              f"{out[split]['no_effect_action_ratio']:.0%} of actions not admissible", flush=True)
     meta = Path(model) / "sft.json"
     return {"splits": out, "sft": json.loads(meta.read_text()) if meta.exists() else None}
 

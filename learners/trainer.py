@@ -70,9 +70,12 @@ class TrainArgs:
     """(observation, action) pairs shown in the prompt; None: the preset's (else the env's agent spec)."""
     invalid_penalty: float | None = None
     """Penalty of a turn whose response fails projection; None: the preset's."""
-    inadmissible_penalty: float | None = None
-    """Penalty of a well-formed turn whose action is not among the env's admissible actions (sdar-gym's own;
-    the released code has none, so the paper preset's is 0); None: the preset's."""
+    no_effect_penalty: float | None = None
+    """Penalty of a well-formed turn the env reports as without effect (ALFWorld: "Nothing happens."); sdar-gym's
+    own, 0 in the paper preset; None: the preset's."""
+    progress_reward: float | None = None
+    """Reward per unit of the env's ``info["progress"]`` (ALFWorld: ``--env-kwargs progress true``), kept by the
+    turn that made it; sdar-gym's own, 0 in the paper preset; None: the preset's."""
     win_reward: float | None = None
     """Reward of a won episode's last turn; None: the preset's."""
     skills: str = "official"

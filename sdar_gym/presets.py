@@ -70,7 +70,8 @@ _COMMON: dict[str, Setting] = {
     "lr_warmup_ratio": _s(0.0, YAML + " actor.optim.lr_warmup_steps_ratio"),
     "eval_every": _s(5, "trainer.test_freq=5, trainer.val_before_train=True: " + SDAR),
     "eval_tasks": _s(128, "val_data_size=128 (data.val_batch_size): " + SDAR),
-    "inadmissible_penalty": _s(0.0, "none: the released projections check only an action's form (agent_system/environments/env_package/alfworld/projection.py ignores its action pools)"),
+    "no_effect_penalty": _s(0.0, "none: the released reward reads only the response's form (agent_system/environments/env_package/alfworld/projection.py ignores its action pools)"),
+    "progress_reward": _s(0.0, "none: the released ALFWorld reward is 10·won alone (agent_system/environments/env_package/alfworld/envs.py compute_reward)"),
 }
 
 
@@ -131,7 +132,7 @@ LEARNER_KEYS = (
     "lr", "weight_decay", "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "max_grad_norm", "kl_coef",
     "entropy_coef", "ppo_mini_batch_size", "max_prompt_length",
 )
-AGENT_KEYS = ("history_length", "invalid_penalty", "inadmissible_penalty", "win_reward")
+AGENT_KEYS = ("history_length", "invalid_penalty", "no_effect_penalty", "progress_reward", "win_reward")
 
 
 def preset(name: str, paper: Mapping[str, Setting]) -> dict[str, Setting]:

@@ -70,11 +70,15 @@ def test_registry_defaults_follow_the_paper() -> None:
     assert shaping(1.0, won=True, action_valid=True) == 10.0
     assert shaping(0.0, won=False, action_valid=False) == pytest.approx(-0.1)
     assert RewardShaping(env_reward_coef=1.0)(0.5, won=False, action_valid=True) == 0.5
-    assert shaping(0.0, won=False, action_valid=True, admissible=False) == 0.0  # the paper has no such penalty
-    strict = RewardShaping(inadmissible_penalty=0.5)
-    assert strict(0.0, won=False, action_valid=True, admissible=False) == pytest.approx(-0.5)
-    assert strict(0.0, won=False, action_valid=False, admissible=False) == pytest.approx(-0.1)  # malformed: the invalid penalty alone
-    assert strict(1.0, won=True, action_valid=True, admissible=True) == 10.0
+    did_nothing = {"action_valid": False, "progress": 0.0}
+    assert shaping(0.0, won=False, action_valid=True, info=did_nothing) == 0.0  # the paper has neither optional term
+    assert shaping(0.0, won=False, action_valid=True, info={"progress": 2.0}) == 0.0
+    strict = RewardShaping(no_effect_penalty=0.5, progress_reward=0.25)
+    assert strict(0.0, won=False, action_valid=True, info=did_nothing) == pytest.approx(-0.5)
+    assert strict(0.0, won=False, action_valid=False, info=did_nothing) == pytest.approx(-0.1)  # malformed: the invalid penalty alone
+    assert strict(0.0, won=False, action_valid=True, info={"action_valid": True, "progress": 2.0}) == pytest.approx(0.5)
+    assert strict(1.0, won=True, action_valid=True, info={"progress": 1.0}) == pytest.approx(10.25)
+    assert strict.task_reward(1.0, won=True) == 10.0 and strict(1.0, won=True, action_valid=True) == 10.0  # no info: no turn term
 
 
 def test_history_window_keeps_last_h() -> None:

@@ -184,3 +184,27 @@ def test_planner_names_are_checked():
         ALFWorldEnv(planner="oracle")
     with pytest.raises(ConfigError, match="needs engine='fast'"):
         ALFWorldEnv(engine="textworld", planner="search")
+    with pytest.raises(ConfigError, match="progress=True needs an engine that measures the goal's distance"):
+        ALFWorldEnv(engine="textworld", progress=True)
+
+
+@needs_data
+def test_progress_counts_steps_toward_the_goal_and_sums_to_the_start_distance():
+    """``progress=True``: each step's drop in the relaxed-plan length. Along a winning plan the drops
+    add up to the distance at reset (so wandering away and back earns nothing), and an action that
+    does nothing makes none."""
+    from sdar_gym.envs.alfworld.env import ALFWorldEnv
+
+    env = ALFWorldEnv(data_dir=DATA, split="valid_seen", planner="search", progress=True)
+    for task_id in SAMPLE:
+        obs, info = env.reset(options={"task_id": task_id})
+        start = env._engine.goal_distance()
+        assert info["progress"] == 0.0 and 0 < start < float("inf")
+        obs, _, _, _, info = env.step("take unicorn 7 from dresser 1")
+        assert obs == NOTHING_HAPPENS and info["progress"] == 0.0
+        made = []
+        for command in env._engine.plan():
+            obs, reward, terminated, truncated, info = env.step(command)
+            made.append(info["progress"])
+        assert terminated and sum(made) == start and env._engine.goal_distance() == 0.0
+    assert "progress" not in ALFWorldEnv(data_dir=DATA, split="valid_seen").reset(options={"task_id": SAMPLE[0]})[1]

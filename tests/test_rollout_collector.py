@@ -142,19 +142,40 @@ class _NamesWhatIsNotThere:
         return out
 
 
-def test_an_action_the_env_does_not_list_is_flagged_and_penalized_when_asked(pool) -> None:
-    """``inadmissible_penalty`` (sdar-gym's own, 0 in the paper) costs only the turns whose
-    well-formed action was not among the admissible ones it was shown."""
+def test_an_action_that_did_nothing_is_penalized_when_asked(pool) -> None:
+    """``no_effect_penalty`` (sdar-gym's own, 0 in the paper) costs only the turns whose
+    well-formed action the env answered with "Nothing happens.", and stays with those turns."""
     from sdar_gym.agent import AgentConfig, RewardShaping, TextAgent
 
     for penalty in (0.0, 0.5):
-        agent = TextAgent("alfworld", AgentConfig(shaping=RewardShaping(inadmissible_penalty=penalty)))
+        agent = TextAgent("alfworld", AgentConfig(shaping=RewardShaping(no_effect_penalty=penalty)))
         (episode,) = run(_NamesWhatIsNotThere(), pool, [TASK_BOOK], group_size=1, max_turns=4, seed=0, agent=agent)
-        assert [t.action_admissible for t in episode.turns] == [False, True, False, True]
+        assert [t.info["action_valid"] for t in episode.turns] == [False, True, False, True]
         assert all(t.action_valid for t in episode.turns)
         assert [t.penalty for t in episode.turns] == pytest.approx([penalty, 0.0, penalty, 0.0])
         assert [t.reward for t in episode.turns] == pytest.approx([-penalty, 0.0, -penalty, 0.0])
-        assert episode_metrics([episode])["inadmissible_action_ratio"] == 0.5
+        assert episode_metrics([episode])["no_effect_action_ratio"] == 0.5
+        assert episode.task_reward == 0.0
+
+
+def test_progress_is_rewarded_on_the_turn_that_made_it(pool) -> None:
+    """With ``progress=True`` the env reports each step's progress toward the goal; ``progress_reward``
+    pays it to that turn alone (the episode's task reward stays the win reward)."""
+    from sdar_gym.agent import AgentConfig, RewardShaping, TextAgent
+
+    agent = TextAgent("alfworld", AgentConfig(shaping=RewardShaping(progress_reward=0.5)))
+    progress_pool = make_pool("inline", "alfworld", 1, {**ALFWORLD_KWARGS, "progress": True})
+    try:
+        (won,) = run(ExpertPolicy("alfworld"), progress_pool, [TASK_BOOK], group_size=1, max_turns=6, seed=0, agent=agent)
+        (lost,) = run(_NamesWhatIsNotThere(), progress_pool, [TASK_BOOK], group_size=1, max_turns=2, seed=0, agent=agent)
+    finally:
+        asyncio.run(progress_pool.aclose())
+    assert won.won and [t.info["progress"] for t in won.turns] == [1.0, 1.0, 1.0, 1.0]  # go, take, go, put: one step closer each
+    assert [t.penalty for t in won.turns] == pytest.approx([-0.5] * 4)
+    assert won.task_reward == 10.0 and won.total_reward == pytest.approx(12.0)
+    assert lost.turns[0].info["progress"] == 0.0 and lost.turns[0].reward == 0.0  # "Nothing happens.": no progress
+    with pytest.raises(ConfigError, match=r"progress_reward is set, but the alfworld env reports no info\['progress'\].*progress true"):
+        run(ExpertPolicy("alfworld"), pool, [TASK_BOOK], group_size=1, max_turns=2, seed=0, agent=agent)
 
 
 def test_a_slipping_expert_records_exactly_the_turns_it_slipped_on(pool) -> None:

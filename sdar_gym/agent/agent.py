@@ -110,10 +110,10 @@ class TextAgent:
     def project(self, text: str) -> Projection:
         return project(text, self.spec.action_format, self.config.require_think)
 
-    def reward(self, env_reward: float, won: bool, action_valid: bool, admissible: bool = True) -> float:
-        """Shaped reward of one turn (``won`` true only on the step that wins; ``admissible`` false when
-        the env listed its admissible actions and this turn's action was not one of them)."""
-        return self.spec.shaping(env_reward, won, action_valid, admissible)
+    def reward(self, env_reward: float, won: bool, action_valid: bool, info: Mapping[str, Any] | None = None) -> float:
+        """Shaped reward of one turn (``won`` true only on the step that wins; ``info``: the env's step
+        info, read for the optional per-turn terms of :class:`RewardShaping`)."""
+        return self.spec.shaping(env_reward, won, action_valid, info)
 
     def render_action(self, env_action: str, thought: str = "") -> str:
         """Model text that projects to ``env_action``: a think block, then the tagged action."""

@@ -200,9 +200,10 @@ class _Rollout:
         won = bool(info.get("won")) and result.terminated
         last = result.terminated or result.truncated or len(self.turns) + 1 >= self.s.max_turns
         masked = self.s.mask_truncated and generation.finish_reason == "length"
-        listed = self.info.get("admissible_actions")
-        admissible = not listed or projection.action in listed
-        reward = agent.reward(result.reward, won, projection.valid, admissible)
+        if agent.spec.shaping.progress_reward and "progress" not in info:
+            raise ConfigError(f"progress_reward is set, but the {self.s.pool.env_name} env reports no info['progress'] "
+                              "(ALFWorld reports it with --env-kwargs progress true)")
+        reward = agent.reward(result.reward, won, projection.valid, info)
         self.turns.append(
             Turn(
                 prompt_ids=list(generation.prompt_ids),
@@ -216,7 +217,6 @@ class _Rollout:
                 prompt_text=(self._request.messages or [{"content": ""}])[-1]["content"],
                 response_text=generation.text,
                 action_valid=projection.valid,
-                action_admissible=admissible,
                 env_reward=result.reward,
                 terminated=result.terminated,
                 truncated=result.truncated or (last and not result.terminated),
@@ -395,7 +395,7 @@ def episode_metrics(episodes: list[Episode], prefix: str = "") -> dict[str, floa
     turns = [t for e in done for t in e.turns]
     out[key("turns_mean")] = len(turns) / len(done)
     out[key("invalid_action_ratio")] = sum(not t.action_valid for t in turns) / max(1, len(turns))
-    out[key("inadmissible_action_ratio")] = sum(t.action_valid and not t.action_admissible for t in turns) / max(1, len(turns))
+    out[key("no_effect_action_ratio")] = sum(t.action_valid and not t.info.get("action_valid", True) for t in turns) / max(1, len(turns))
     outcomes: dict[str, set[bool]] = defaultdict(set)
     for e in done:
         outcomes[e.group_id].add(e.won)

@@ -68,8 +68,6 @@ class Turn:
     prompt_text: str = ""
     response_text: str = ""
     action_valid: bool = True
-    action_admissible: bool = True
-    """False when the env listed its admissible actions and this turn's action was not one of them."""
     env_reward: float = 0.0
     """The env's native reward of this step, before shaping."""
     terminated: bool = False
@@ -78,9 +76,9 @@ class Turn:
     messages: list[dict[str, str]] = field(default_factory=list)
     """The chat messages the prompt ids were built from (a teacher prompt adds skill text to these)."""
     penalty: float = 0.0
-    """This turn's own penalty: the invalid-action one, or the inadmissible-action one of
-    :class:`sdar_gym.agent.shaping.RewardShaping` (0 for a valid, admissible action); ``reward + penalty``
-    is the turn's task reward, the released code's per-step env reward."""
+    """Minus this turn's own term of :meth:`sdar_gym.agent.shaping.RewardShaping.turn_term`: its
+    invalid-action penalty in the paper's shaping (0 for a valid action); ``reward + penalty`` is the
+    turn's task reward, the released code's per-step env reward."""
     observation: str = ""
     """The env observation this turn acted on, without history: GiGPO's anchor state."""
     response_mask: list[int] = field(default_factory=list)

@@ -327,6 +327,14 @@ class FastEngine:
         feedback = self._text.render(g.c.feedback[g.ops[op][0]], variables, mapping)
         return self._observe(feedback)
 
+    def goal_distance(self) -> float:
+        """How far the goal is: the length of a relaxed plan from the current state (the FF heuristic,
+        which ignores what actions undo; 0 once won, inf when unreachable). A few milliseconds a call."""
+        if self._commands is None:
+            raise RuntimeError("call reset() before goal_distance()")
+        g = self._game
+        return search.ff(g.relaxed, self._values, [g.relaxed.base[v] + x for v, x in g.c.goal], g.ops)[0]
+
     def plan(self) -> list[str]:
         """A winning plan from the current state, within ``plan_bound_s`` seconds (unless the machine
         is too loaded for the search to find a first step in time: it then goes on until it has one).

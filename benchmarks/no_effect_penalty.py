@@ -2,8 +2,8 @@
 
 The warm start's lost games mostly end repeating a command the env does not list as admissible
 (``warm_start_play.py``: taking an object that is not there). The released code penalizes only
-malformed responses, so a lost episode tells no turn what went wrong. ``--inadmissible-penalty``
-(``RewardShaping.inadmissible_penalty``, sdar-gym's own, 0 in the paper preset) costs exactly those
+malformed responses, so a lost episode tells no turn what went wrong. ``--no-effect-penalty``
+(``RewardShaping.no_effect_penalty``, sdar-gym's own, 0 in the paper preset) costs exactly those
 turns. This runs two arms in two processes, one core each, with the same seeded tasks and sampling:
 
 1. GRPO for ``--steps`` steps of ``--tasks-per-step`` × ``--group-size`` training episodes at
@@ -14,7 +14,7 @@ turns. This runs two arms in two processes, one core each, with the same seeded 
    (``warm_start_play.play``: ``--games`` generated valid_seen and valid_unseen games and
    ``--real-games`` real valid_seen ones): success, how lost games end, inadmissible share, verbs.
 
-Writes ``benchmarks/results/inadmissible_penalty.json``.
+Writes ``benchmarks/results/no_effect_penalty.json``.
 """
 from __future__ import annotations
 
@@ -31,9 +31,9 @@ from benchmarks.common import add_policy_args, run_steps, scratch_trainer, write
 
 def run_arm(args, penalty: float, keep: Path) -> list[dict]:
     """``args.steps`` GRPO steps at this penalty; saves the final policy to ``keep``; per-step metrics."""
-    trainer = scratch_trainer(args, "inadmissible_penalty", steps=args.steps, tasks_per_step=args.tasks_per_step, group_size=args.group_size,
-                              inadmissible_penalty=penalty, learner_args={"lr": args.lr, "mini_batches": str(args.mini_batches)})
-    steps = run_steps(trainer, args.steps, lambda m: {"success": m["rollout/all/success"], "inadmissible": m["rollout/inadmissible_action_ratio"],
+    trainer = scratch_trainer(args, "no_effect_penalty", steps=args.steps, tasks_per_step=args.tasks_per_step, group_size=args.group_size,
+                              no_effect_penalty=penalty, learner_args={"lr": args.lr, "mini_batches": str(args.mini_batches)})
+    steps = run_steps(trainer, args.steps, lambda m: {"success": m["rollout/all/success"], "inadmissible": m["rollout/no_effect_action_ratio"],
                                                       "approx_kl": m.get("train/approx_kl"), "step_s": m["perf/step_s"]}, f"penalty {penalty}")
     trainer.policy.save(keep)
     return steps
@@ -44,15 +44,15 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_policy_args(p)
-    p.add_argument("--penalty", type=float, default=1.0, help="the penalized arm's inadmissible_penalty (a win is worth 10)")
+    p.add_argument("--penalty", type=float, default=1.0, help="the penalized arm's no_effect_penalty (a win is worth 10)")
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--tasks-per-step", type=int, default=4)
     p.add_argument("--group-size", type=int, default=4)
     p.add_argument("--lr", default="1e-4")
     p.add_argument("--mini-batches", type=int, default=4)
     add_play_args(p)
-    p.add_argument("--keep", type=Path, default=Path("runs") / "inadmissible_penalty", help="where the trained policies are saved")
-    p.add_argument("--out", default="inadmissible_penalty", help="result name under benchmarks/results/")
+    p.add_argument("--keep", type=Path, default=Path("runs") / "no_effect_penalty", help="where the trained policies are saved")
+    p.add_argument("--out", default="no_effect_penalty", help="result name under benchmarks/results/")
     args = p.parse_args()
     if args.model is None:
         p.error("--model FOLDER: a warm start (e.g. one `sdar-gym sft` built)")
