@@ -76,10 +76,11 @@ def add_policy_args(parser) -> None:
 def scratch_trainer(args, name: str, **fields: Any):
     """A :class:`learners.trainer.Trainer` from :func:`add_policy_args`' options and ``fields``, with no
     progress, no TensorBoard, no validation and a temporary run folder (the caller removes
-    ``trainer.cfg.output``); ``--model`` runs with the CPU preset."""
+    ``trainer.cfg.output``); ``--model`` runs with the CPU preset. ``fields["env_kwargs"]`` adds to
+    ``--env-kwargs``."""
     from learners.trainer import Trainer, TrainArgs
 
-    env_kwargs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(args.env_kwargs).items()}
+    env_kwargs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(args.env_kwargs).items()} | fields.pop("env_kwargs", {})
     return Trainer(TrainArgs(
         learner=args.learner, env=args.env, model=args.model, preset="cpu" if args.model else "auto", seed=args.seed, env_kwargs=env_kwargs,
         eval_every=0, output=Path(tempfile.mkdtemp(prefix=f"{name}_")), progress=False, tensorboard=False, **fields,

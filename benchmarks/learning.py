@@ -93,10 +93,11 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     started = time.perf_counter()
     run_dir = out_dir / f"{learner}-seed{seed}"
     shutil.rmtree(run_dir, ignore_errors=True)
+    env_kwargs = env_kwargs | ({"progress": True} if args.progress_reward else {})  # ALFWorld reports each step's progress
     cfg = TrainArgs(
         learner=learner, env="alfworld", model=warm, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
         max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs, preset="cpu",
-        env_kwargs={k: str(v) for k, v in env_kwargs.items()} | ({"progress": "true"} if args.progress_reward else {}), output=run_dir, seed=seed, temperature=1.0,
+        env_kwargs={k: json.dumps(v) if isinstance(v, bool) else str(v) for k, v in env_kwargs.items()}, output=run_dir, seed=seed, temperature=1.0,
         max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
     )
     trainer = Trainer(cfg)

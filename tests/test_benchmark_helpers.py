@@ -21,3 +21,18 @@ def test_a_loop_never_worked_only_when_its_first_play_already_did_nothing():
     assert loop_never_worked([go, take, take, take], ["start", arrive, nothing, nothing])
     # a take that picked the object up, then the same take again
     assert not loop_never_worked([go, take, take, take], ["start", arrive, "You pick up the pen 1.", nothing])
+
+
+def test_a_shaping_arm_is_parsed_with_clear_errors():
+    import argparse
+
+    import pytest
+
+    from benchmarks.turn_shaping import parse_arm
+
+    assert parse_arm("grpo:") == ("grpo", {})
+    assert parse_arm("p:progress_reward=1,lr=5e-4") == ("p", {"progress_reward": 1.0, "lr": "5e-4"})
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown arm setting 'gamma'"):
+        parse_arm("p:gamma=1")
+    with pytest.raises(argparse.ArgumentTypeError, match="NAME:KEY=VALUE"):
+        parse_arm("progress_reward=1")
