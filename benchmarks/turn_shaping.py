@@ -13,9 +13,10 @@ the turn that earned it:
 Each ``--arm NAME:KEY=VALUE,...`` (keys: those two, ``temperature`` of the rollout, ``lr``) runs
 ``--steps`` GRPO steps of ``--tasks-per-step`` × ``--group-size`` training episodes with
 ``--mini-batches`` optimizer steps each (``learning.py``'s defaults) in its own process, all with
-the same seeded tasks and sampling; per step: rollout success, the share of well-formed actions that
-did nothing, approx-KL. Then the warm start and each arm's final policy play one greedy game per
-held-out game (``warm_start_play.play``): success, how lost games end, the no-effect share, verbs.
+the same seeded tasks and sampling; per step: rollout success, the share of turns that played a
+well-formed action that did nothing, approx-KL. Then the warm start and each arm's final policy
+play one greedy game per held-out game (``warm_start_play.play``): success, how lost games end,
+the no-effect share, the verbs played.
 
 Writes ``benchmarks/results/turn_shaping.json``.
 """

@@ -7,7 +7,8 @@ so that every task type is represented. A failed game "ends in a loop" when its 
 ``--loop-turns`` actions are one and the same command (an action that does nothing, such as taking
 an object that is not there, leaves the observation the same, and a greedy policy answers the same
 again); ``loops_that_never_worked`` counts the loops whose command did nothing from its first play.
-Each split also reports the share of actions the env did not list as admissible, and the verbs played.
+Each split also reports the share of turns that played a well-formed action that did nothing
+("Nothing happens."), and the verbs played.
 
     sdar-gym sft --output runs/a ...                 # build the variants to compare
     python benchmarks/warm_start_play.py --model a=runs/a b=runs/b
@@ -92,7 +93,7 @@ def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
         }
         print(f"  {split}: won {out[split]['won']}/{len(episodes)}, failed in a loop {sum(loops.values())} {dict(loops)}, "
               f"{never_worked} of them on a command that did nothing from its first play; "
-              f"{out[split]['no_effect_action_ratio']:.0%} of actions not admissible", flush=True)
+              f"{out[split]['no_effect_action_ratio']:.0%} of turns played a well-formed action that did nothing", flush=True)
     meta = Path(model) / "sft.json"
     return {"splits": out, "sft": json.loads(meta.read_text()) if meta.exists() else None}
 
