@@ -73,7 +73,8 @@ def test_registry_defaults_follow_the_paper() -> None:
     did_nothing = {"action_valid": False, "progress": 0.0}
     assert shaping(0.0, won=False, action_valid=True, info=did_nothing) == 0.0  # the paper has neither optional term
     assert shaping(0.0, won=False, action_valid=True, info={"progress": 2.0}) == 0.0
-    strict = RewardShaping(no_effect_penalty=0.5, progress_reward=0.25)
+    with pytest.warns(UserWarning, match="a malformed answer then costs less than an action that does nothing"):
+        strict = RewardShaping(no_effect_penalty=0.5, progress_reward=0.25)
     assert strict(0.0, won=False, action_valid=True, info=did_nothing) == pytest.approx(-0.5)
     assert strict(0.0, won=False, action_valid=False, info=did_nothing) == pytest.approx(-0.1)  # malformed: the invalid penalty alone
     assert strict(0.0, won=False, action_valid=True, info={"action_valid": True, "progress": 2.0}) == pytest.approx(0.5)

@@ -147,7 +147,7 @@ def test_an_action_that_did_nothing_is_penalized_when_asked(pool) -> None:
     well-formed action the env answered with "Nothing happens.", and stays with those turns."""
     from sdar_gym.agent import AgentConfig, RewardShaping, TextAgent
 
-    for penalty in (0.0, 0.5):
+    for penalty in (0.0, 0.05):
         agent = TextAgent("alfworld", AgentConfig(shaping=RewardShaping(no_effect_penalty=penalty)))
         (episode,) = run(_NamesWhatIsNotThere(), pool, [TASK_BOOK], group_size=1, max_turns=4, seed=0, agent=agent)
         assert [t.info["action_valid"] for t in episode.turns] == [False, True, False, True]

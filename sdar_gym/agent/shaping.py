@@ -1,6 +1,7 @@
 """Reward shaping: what the learner is rewarded with, from the env's native reward and step info."""
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,14 @@ class RewardShaping:
     """Added per unit of ``info["progress"]``, the env's report of how much closer to the goal the
     step came (ALFWorld with ``progress=True``: one step less in the relaxed plan). sdar-gym's own:
     0 in the paper, whose ALFWorld reward is 10·won alone."""
+
+    def __post_init__(self) -> None:
+        if self.no_effect_penalty > self.invalid_penalty:
+            warnings.warn(
+                f"no_effect_penalty {self.no_effect_penalty} is above invalid_penalty {self.invalid_penalty}: a malformed answer then "
+                "costs less than an action that does nothing, and RL learns to answer malformed text (benchmarks/results/turn_shaping_both.json)",
+                stacklevel=3,
+            )
 
     def task_reward(self, env_reward: float, won: bool) -> float:
         """The part of a turn's reward that belongs to the episode's outcome."""
