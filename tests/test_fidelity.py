@@ -242,7 +242,7 @@ def test_paper_preset_values_and_overrides():
     assert (la["kl_coef"], la["weight_decay"], la["ppo_mini_batch_size"], la["lr_warmup_steps"], la["max_prompt_length"]) == (0.001, 0.01, 256, 15, 4096)
     assert (agent.history_length, agent.shaping.invalid_penalty, agent.shaping.win_reward) == (4, 0.01, 1.0)
     assert agent.shaping.no_effect_penalty == 0.0  # the released projections check only the form
-    assert resolve_train(TrainArgs(env="alfworld", no_effect_penalty=0.5))[1].shaping.no_effect_penalty == 0.5
+    assert resolve_train(TrainArgs(env="alfworld", no_effect_penalty=0.05))[1].shaping.no_effect_penalty == 0.05
     cfg, agent = resolve_train(TrainArgs(env="webshop", tasks_per_step=3, learner_args={"kl_coef": "0.05"}))
     assert cfg.tasks_per_step == 3 and cfg.max_turns == 15 and cfg.learner_args["kl_coef"] == "0.05"
     assert cfg.learner_args["ppo_mini_batch_size"] == 64 and cfg.learner_args["lr_warmup_steps"] == 0
