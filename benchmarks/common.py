@@ -10,8 +10,8 @@ import shutil
 import statistics
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from sdar_gym.io import atomic_write_json
@@ -73,6 +73,12 @@ def add_policy_args(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def as_cli_env_kwargs(env_kwargs: dict[str, Any]) -> dict[str, str]:
+    """Env arguments as ``TrainArgs.env_kwargs`` holds them: text, and JSON for anything else
+    (what :func:`sdar_gym.registration.parse_env_kwargs` reads back)."""
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in env_kwargs.items()}
+
+
 def scratch_trainer(args, name: str, **fields: Any):
     """A :class:`learners.trainer.Trainer` from :func:`add_policy_args`' options and ``fields``, with no
     progress, no TensorBoard, no validation and a temporary run folder (the caller removes
@@ -80,7 +86,7 @@ def scratch_trainer(args, name: str, **fields: Any):
     ``--env-kwargs``."""
     from learners.trainer import Trainer, TrainArgs
 
-    env_kwargs = {k: v if isinstance(v, str) else json.dumps(v) for k, v in json.loads(args.env_kwargs).items()} | fields.pop("env_kwargs", {})
+    env_kwargs = as_cli_env_kwargs(json.loads(args.env_kwargs)) | fields.pop("env_kwargs", {})
     return Trainer(TrainArgs(
         learner=args.learner, env=args.env, model=args.model, preset="cpu" if args.model else "auto", seed=args.seed, env_kwargs=env_kwargs,
         eval_every=0, output=Path(tempfile.mkdtemp(prefix=f"{name}_")), progress=False, tensorboard=False, **fields,

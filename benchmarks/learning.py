@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from benchmarks.common import bootstrap_mean_ci  # noqa: E402
+from benchmarks.common import as_cli_env_kwargs, bootstrap_mean_ci  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
 from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
@@ -97,7 +97,7 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     cfg = TrainArgs(
         learner=learner, env="alfworld", model=warm, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
         max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs, preset="cpu",
-        env_kwargs={k: json.dumps(v) if isinstance(v, bool) else str(v) for k, v in env_kwargs.items()}, output=run_dir, seed=seed, temperature=1.0,
+        env_kwargs=as_cli_env_kwargs(env_kwargs), output=run_dir, seed=seed, temperature=1.0,
         max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
     )
     trainer = Trainer(cfg)
