@@ -16,7 +16,8 @@ Each ``--arm NAME:KEY=VALUE,...`` (keys: those two, ``temperature`` of the rollo
 the same seeded tasks and sampling; per step: rollout success, the share of turns that played a
 well-formed action that did nothing, approx-KL. Then the warm start and each arm's final policy
 play one greedy game per held-out game (``warm_start_play.play``): success, how lost games end,
-the no-effect share, the verbs played.
+the no-effect share, the verbs played. With ``--choose-admissible`` every arm trains and every policy
+plays through ``learners.admissible_choice`` (only listed actions).
 
 Writes ``benchmarks/results/turn_shaping.json``.
 """
@@ -55,6 +56,7 @@ def run_arm(args, name: str, settings: dict, keep: Path) -> list[dict]:
     fields = {k: v for k, v in settings.items() if k != "lr"}
     env_kwargs = {"progress": "true"} if settings.get("progress_reward") else {}
     trainer = scratch_trainer(args, "turn_shaping", steps=args.steps, tasks_per_step=args.tasks_per_step, group_size=args.group_size, **fields,
+                              choose_admissible=args.choose_admissible,
                               env_kwargs=env_kwargs, learner_args={"lr": settings.get("lr", args.lr), "mini_batches": str(args.mini_batches)})
     steps = run_steps(trainer, args.steps, lambda m: {"success": m["rollout/all/success"], "no_effect": m["rollout/no_effect_action_ratio"],
                                                       "reward": m["rollout/all/reward"], "approx_kl": m.get("train/approx_kl"),

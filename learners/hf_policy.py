@@ -119,6 +119,28 @@ class HFPolicy:
             for prompt, ids, lps, reason in zip(prompts, responses, logprobs, finish)
         ]
 
+    @torch.no_grad()
+    def continuation_logprobs(self, prompt_ids: list[int], continuations: list[list[int]], temperature: float) -> list[list[float]]:
+        """Each continuation's token log-probs after ``prompt_ids``, by this module's convention (tempered;
+        temperature 0 scores at 1). One pass over the prompt; its KV cache is shared by all continuations."""
+        if not continuations or not all(continuations):
+            raise ValueError("continuation_logprobs needs at least one non-empty continuation")
+        device, count = self.device, len(continuations)
+        width = max(len(c) for c in continuations)
+        out = self.model(input_ids=torch.tensor([prompt_ids], device=device), use_cache=True)
+        cache = getattr(out, self._cache_key)
+        cache.batch_repeat_interleave(count)
+        ids = torch.tensor([c + [self.tokenizer.pad_token_id] * (width - len(c)) for c in continuations], device=device)
+        mask = torch.tensor([[1] * (len(prompt_ids) + len(c)) + [0] * (width - len(c)) for c in continuations], device=device)
+        positions = torch.arange(len(prompt_ids), len(prompt_ids) + width, device=device).expand(count, -1)
+        rest = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, **{self._cache_key: cache})
+        scale = temperature if temperature > 0 else 1.0
+        scores = []
+        for i, c in enumerate(continuations):  # one row at a time bounds the [width, vocab] tensor
+            logits = torch.cat([out.logits[0, -1:], rest.logits[i, : len(c) - 1]]).float() / scale
+            scores.append(torch.log_softmax(logits, dim=-1).gather(-1, ids[i, : len(c), None]).squeeze(-1).tolist())
+        return scores
+
     def _row_generator(self, params: SamplingParams) -> torch.Generator:
         if params.seed is None:
             return self._generator

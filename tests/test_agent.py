@@ -61,6 +61,20 @@ def test_render_action_round_trips(env: str, action: str) -> None:
     assert agent.project(agent.render_action(action, "plan")).action == action
 
 
+def test_replace_action_rewrites_only_the_tagged_action() -> None:
+    from sdar_gym.agent.projection import replace_action
+
+    agent = TextAgent("alfworld")
+    text = "<think>The <action>look</action> idea.</think> <action>take pen 1 from armchair 2</action> done"
+    out = replace_action(text, agent.spec.action_format, "go to desk 1")
+    assert out == "<think>The <action>look</action> idea.</think> <action>go to desk 1</action> done"
+    assert agent.project(out).action == "go to desk 1"
+    search = TextAgent("search-qa")
+    assert search.project(replace_action("<think>t</think><search>a</search>", search.spec.action_format, "answer[b]")).action == "answer[b]"
+    with pytest.raises(ValueError, match="no tagged action"):
+        replace_action("<think>t</think>nothing", agent.spec.action_format, "look")
+
+
 def test_registry_defaults_follow_the_paper() -> None:
     assert set(AGENTS) >= {"alfworld", "webshop", "search-qa"}
     assert [AGENTS[e].history_length for e in ("alfworld", "webshop", "search-qa")] == [2, 2, 4]

@@ -264,6 +264,29 @@ def test_rollout_logprobs_equal_the_learners_at_step_zero_at_any_temperature(tin
     assert torch.allclose(batch.logp, batch.old_logp, atol=1e-4), (batch.logp - batch.old_logp).abs().max()
 
 
+def test_choose_admissible_plays_listed_actions_and_keeps_ratio_one_at_step_zero(half_valid_model, tmp_path):
+    """--choose-admissible: every well-formed action is one the prompt listed, and the learner recomputes the stored log-probs."""
+    from learners.admissible_choice import AdmissibleChoice
+    from learners.trainer import Trainer, rollout
+    from sdar_gym.rollout import make_pool
+
+    args = train_args("alfworld", half_valid_model, tmp_path / "r", learner="grpo", temperature=0.5, max_turns=4, max_new_tokens=40,
+                      choose_admissible=True, learner_args={"kl_coef": "0"})
+    trainer = Trainer(args)
+    pool = make_pool("inline", "alfworld", 2, trainer.env_kwargs)
+    try:
+        episodes = rollout(trainer.policy, pool, trainer.tasks[:1], args, seed=1, group_size=2, generator=trainer.generator)
+    finally:
+        import asyncio
+
+        asyncio.run(pool.aclose())
+    played = [t for e in episodes for t in e.turns if t.action_valid]
+    assert isinstance(trainer.generator, AdmissibleChoice) and played
+    assert all(f"'{t.action}'" in t.prompt_text.rsplit("The admissible actions now are:", 1)[1] for t in played)
+    batch = trainer.learner._batch(trainer.learner.samples(episodes), None, None)
+    assert torch.allclose(batch.logp, batch.old_logp, atol=1e-4), (batch.logp - batch.old_logp).abs().max()
+
+
 def test_nan_loss_stops_the_update_naming_step_and_term_and_keeps_the_checkpoint(tiny_model, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 

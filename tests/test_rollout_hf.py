@@ -147,3 +147,61 @@ def test_a_lora_model_samples_through_the_current_cache_argument(tiny) -> None:
         warnings.filterwarnings("error", message=".*past_key_values.*")
         adapted = HFPolicy(lora, tokenizer).generate_sync([r])[0]
     assert adapted.response_ids == HFPolicy(model, tokenizer).generate_sync([r])[0].response_ids
+
+
+class FixedAnswer(HFPolicy):
+    """Samples nothing: answers ``text`` to every request, so the choice among actions is what is tested."""
+
+    text = ""
+
+    def _sample(self, requests):
+        from sdar_gym.rollout.types import Generation
+
+        out = []
+        for r in requests:
+            ids = self.tokenizer(self.text, add_special_tokens=False)["input_ids"]
+            out.append(Generation(self.text, self.prompt_ids(r), ids, [0.0] * len(ids)))
+        return out
+
+
+@pytest.mark.parametrize("temperature", [0.0, 0.8])
+def test_admissible_choice_plays_the_listed_action_the_model_scores_best(tiny, temperature) -> None:
+    from learners.admissible_choice import AdmissibleChoice
+
+    model, tokenizer = tiny
+    agent = TextAgent("alfworld")
+    inner = FixedAnswer(model, tokenizer)
+    inner.text = agent.render_action("take pen 1 from armchair 2", "The pen.")
+    admissible = ["go to desk 1", "look", "take keychain 1 from armchair 2", "go to sinkbasin 1"]
+    r = request("You arrive at armchair 2. On the armchair 2, you see a keychain 1.", temperature=0.0)
+    r.metadata["admissible_actions"] = admissible
+    (chosen,) = asyncio.run(AdmissibleChoice(inner, agent).generate([r]))
+    totals = []
+    for action in admissible:
+        ids = tokenizer(agent.render_action(action, "The pen."), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        totals.append(float(recomputed_logprobs(model, chosen.prompt_ids, ids, 1.0).sum()))
+    assert chosen.text == agent.render_action(admissible[max(range(4), key=totals.__getitem__)], "The pen.")
+    assert chosen.response_ids[-1] == tokenizer.eos_token_id and chosen.finish_reason == "stop"
+    # what a learner recomputes over the stored ids is what was stored, at the request's temperature
+    r.sampling.temperature = temperature
+    if temperature > 0:
+        r.sampling.seed = 5
+        (chosen,) = asyncio.run(AdmissibleChoice(inner, agent).generate([r]))
+        assert agent.project(chosen.text).action in admissible
+    expected = recomputed_logprobs(model, chosen.prompt_ids, chosen.response_ids, temperature or 1.0)
+    torch.testing.assert_close(torch.tensor(chosen.logprobs), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_admissible_choice_keeps_malformed_answers_and_unlisted_turns(tiny) -> None:
+    from learners.admissible_choice import AdmissibleChoice
+
+    model, tokenizer = tiny
+    inner = FixedAnswer(model, tokenizer)
+    inner.text = "take pen 1 from armchair 2"  # no tags: the format penalty must still apply
+    listed, unlisted = request("a room", temperature=0.0), request("a room", temperature=0.0)
+    listed.metadata["admissible_actions"] = ["look"]
+    out = asyncio.run(AdmissibleChoice(inner, TextAgent("alfworld")).generate([listed, unlisted]))
+    assert [g.text for g in out] == [inner.text] * 2
+    inner.text = TextAgent("alfworld").render_action("take pen 1 from armchair 2", "x")
+    out = asyncio.run(AdmissibleChoice(inner, TextAgent("alfworld")).generate([listed, unlisted]))
+    assert [TextAgent("alfworld").project(g.text).action for g in out] == ["look", "take pen 1 from armchair 2"]

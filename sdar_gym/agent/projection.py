@@ -76,3 +76,14 @@ def project(text: str, fmt: ActionFormat, require_think: bool = True) -> Project
     if not re.fullmatch(fmt.pattern, action):
         return Projection("", False, f"action {action[:60]!r} is not of the form {fmt.pattern}")
     return Projection(action, True)
+
+
+def replace_action(text: str, fmt: ActionFormat, env_action: str) -> str:
+    """``text`` with its one tagged action (after ``</think>``) rewritten to ``env_action``; the
+    reasoning and anything around the tags are kept. ``text`` must project to a valid action."""
+    start = text.rfind("</think>") + len("</think>") if "</think>" in text else 0
+    names = "|".join(re.escape(t) for t in fmt.tags)
+    found = re.search(rf"<({names})>(.*?)</\1>", text[start:], re.DOTALL)
+    if found is None:
+        raise ValueError(f"no tagged action in {text[:80]!r}")
+    return text[: start + found.start()] + fmt.render(env_action) + text[start + found.end() :]

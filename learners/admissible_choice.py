@@ -1,0 +1,70 @@
+"""``AdmissibleChoice``: a rollout policy wrapper that only ever plays admissible actions.
+
+It overrides one thing, the action. The inner policy samples its response as usual; when that
+response is well formed and the env listed admissible actions, the action inside the tags is
+replaced by one of the admissible actions, drawn from the model's own sequence probabilities:
+each candidate is the sampled response with that action written in, scored by the sum of its
+token log-probs, and one is drawn from the softmax of those sums (the best one when greedy).
+This is the action-scoring policy of Carta et al., 2023 (GLAM), applied after free reasoning.
+
+Why: a policy that names an object the room does not hold (``take pen 1 from armchair 2``) plays
+a move that does nothing, and a small policy repeats it until the episode ends. Scoring only the
+listed actions removes that failure, which the released code (free generation, verl-agent) does
+not; it is an option, off by default (``--choose-admissible``).
+
+What a learner sees: the turn's ``response_ids`` are the chosen candidate's tokens and its
+``logprobs`` those tokens' log-probs by :class:`~learners.hf_policy.HFPolicy`'s convention, so a
+learner's recomputed log-probs match them. The draw among candidates is not itself a token
+distribution: the importance ratios are of the token log-probs, as for any constrained decoder.
+Malformed responses are kept as sampled, so the format penalty still applies.
+"""
+from __future__ import annotations
+
+import asyncio
+
+import torch
+
+from learners.hf_policy import HFPolicy
+from sdar_gym.agent import TextAgent
+from sdar_gym.agent.projection import replace_action
+from sdar_gym.core import ConfigError
+from sdar_gym.rollout.types import Generation, GenerationRequest
+
+
+class AdmissibleChoice:
+    """Wraps an :class:`HFPolicy` or generator (anything with ``continuation_logprobs`` and a ``tokenizer``);
+    everything else (a generator's ``sync_weights``, ``close``, ...) is the inner policy's."""
+
+    def __init__(self, inner: HFPolicy, agent: TextAgent, seed: int = 0) -> None:
+        if not hasattr(inner, "continuation_logprobs"):
+            raise ConfigError(f"choosing among admissible actions scores them with the model in this process: use the hf generator, not {type(inner).__name__}")
+        self.inner = inner
+        self.agent = agent
+        self._generator = torch.Generator().manual_seed(seed)
+
+    def __getattr__(self, name: str):
+        if name == "inner":  # not set yet (e.g. while unpickling)
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    async def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
+        generations = await self.inner.generate(requests)
+        return await asyncio.to_thread(lambda: [self._choose(r, g) for r, g in zip(requests, generations)])
+
+    def _choose(self, request: GenerationRequest, sampled: Generation) -> Generation:
+        actions = request.metadata.get("admissible_actions") or []
+        projection = self.agent.project(sampled.text)
+        if sampled.error or not actions or not projection.valid:
+            return sampled
+        tokenizer, fmt = self.inner.tokenizer, self.agent.spec.action_format
+        texts = [replace_action(sampled.text, fmt, a) for a in actions]
+        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
+        temperature = request.sampling.temperature
+        logprobs = self.inner.continuation_logprobs(sampled.prompt_ids, ids, temperature)
+        totals = torch.tensor([sum(lp) for lp in logprobs])
+        if temperature <= 0:
+            pick = int(totals.argmax())
+        else:
+            generator = self._generator if request.sampling.seed is None else torch.Generator().manual_seed(request.sampling.seed + 1)
+            pick = int(torch.multinomial(torch.softmax(totals, dim=0), 1, generator=generator))
+        return Generation(text=texts[pick], prompt_ids=sampled.prompt_ids, response_ids=ids[pick], logprobs=logprobs[pick], finish_reason="stop")
