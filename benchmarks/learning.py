@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.common import as_cli_env_kwargs, bootstrap_mean_ci  # noqa: E402
+from learners.admissible_choice import AdmissibleChoice  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
 from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
@@ -83,7 +84,8 @@ def held_out_eval(model_dir: str, held_out: dict[str, tuple[dict, list]], args) 
 
 def eval_policy(policy: PolicyModel, env_kwargs: dict, tasks: list, args) -> dict:
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.eval_temperature)
-    episodes = evaluate(policy, "alfworld", env_kwargs, tasks, args.max_turns, args.num_envs, sampling, seed=EVAL_SEED)
+    generator = AdmissibleChoice(policy.as_policy(max_batch_size=args.num_envs), "alfworld") if args.choose_admissible else None
+    episodes = evaluate(policy, "alfworld", env_kwargs, tasks, args.max_turns, args.num_envs, sampling, seed=EVAL_SEED, generator=generator)
     table = table_for("alfworld", episodes)
     return {"success": table["All"] / 100.0, "table": table, "won": [int(e.won) for e in episodes],
             "invalid_action_ratio": sum(not t.action_valid for e in episodes for t in e.turns) / max(1, sum(len(e.turns) for e in episodes))}
@@ -98,7 +100,7 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
         learner=learner, env="alfworld", model=warm, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
         max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs, preset="cpu",
         env_kwargs=as_cli_env_kwargs(env_kwargs), output=run_dir, seed=seed, temperature=1.0,
-        max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
+        max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, choose_admissible=args.choose_admissible, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
     )
     trainer = Trainer(cfg)
     trainer.tasks = list(train_tasks)  # RL only ever sees training games; held-out games are for evaluation
@@ -310,6 +312,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--mini-batches", type=int, default=4, help="optimizer steps per RL step (PPO-style mini-batches of the step's turns)")
     ap.add_argument("--no-effect-penalty", type=float, default=0.0, help="penalty of a well-formed action that did nothing (sdar-gym's own; 0 in the released code)")
     ap.add_argument("--progress-reward", type=float, default=0.0, help="per-turn reward per step of progress toward the goal (sdar-gym's own; 0 in the released code)")
+    ap.add_argument("--choose-admissible", action="store_true", help="roll out and evaluate through learners.admissible_choice: only listed actions (sdar-gym's own; the released code plays free text)")
     ap.add_argument("--skills", default="official", help="teacher skill routing (the main job's default; the CPU preset caps it at 800 characters, as the warm start saw it)")
     ap.add_argument("--skills-embedder", default="hashing")
     ap.add_argument("--eval-every", type=int, default=4)

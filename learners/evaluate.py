@@ -54,6 +54,8 @@ class EvalArgs:
     """Also write the breakdown as JSON here."""
     threads: int = 0
     """Torch CPU threads (0: default)."""
+    choose_admissible: bool = False
+    """Play only listed actions, as ``sdar-gym train --choose-admissible`` (learners.admissible_choice)."""
 
     def run(self) -> dict[str, float]:
         from learners.policy_model import set_threads
@@ -152,7 +154,12 @@ def run_eval(args: EvalArgs) -> dict[str, float]:
     all_tasks, task_types = task_list(args.env, env_kwargs)
     tasks = all_tasks if args.episodes is None else stratified_sample(all_tasks, task_types, args.episodes, args.seed)
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
-    episodes = evaluate(policy, args.env, env_kwargs, tasks, args.max_turns, args.batch_size, sampling, args.seed, args.env_pool, agent)
+    generator = None
+    if args.choose_admissible:
+        from learners.admissible_choice import AdmissibleChoice
+
+        generator = AdmissibleChoice(policy.as_policy(max_batch_size=args.batch_size), args.env, agent, seed=args.seed)
+    episodes = evaluate(policy, args.env, env_kwargs, tasks, args.max_turns, args.batch_size, sampling, args.seed, args.env_pool, agent, generator)
     row = table_for(args.env, episodes)
     games = column_counts(args.env, episodes, row)
     table = Table(title=f"{args.env} ({len(episodes)} episodes, temperature {args.temperature})")

@@ -143,10 +143,10 @@ class TrainArgs:
     openai (OpenAI-compatible servers given by --generator-args.urls)."""
     generator_args: GeneratorArgs = field(default_factory=GeneratorArgs)
     """Settings of the vllm and openai generators."""
-    choose_admissible: bool = False
+    choose_admissible: bool | None = None
     """Play only listed actions: the sampled action is replaced by the admissible one drawn from the model's own
-    sequence probabilities (learners.admissible_choice; hf generator). sdar-gym's own: the released code plays the
-    free text."""
+    sequence probabilities (learners.admissible_choice; hf generator). sdar-gym's own: False in the paper preset
+    (the released code plays the free text); None: the preset's."""
     launcher: Literal["none", "torchrun", "accelerate"] = "none"
     """Start --num-processes data-parallel learner processes with torchrun or accelerate launch."""
     num_processes: int = 1
@@ -293,10 +293,8 @@ class Trainer:
         self.generator = make_generator(cfg.generator, self.policy, cfg.generator_args, run_dir=self.run_dir, max_batch_size=max(1, cfg.num_envs))
         if cfg.choose_admissible:
             from learners.admissible_choice import AdmissibleChoice
-            from sdar_gym.agent import TextAgent
-            from sdar_gym.registration import env_entry
 
-            self.generator = AdmissibleChoice(self.generator, TextAgent(env_entry(cfg.env).name, self.agent), seed=cfg.seed)
+            self.generator = AdmissibleChoice(self.generator, cfg.env, self.agent, seed=cfg.seed)
         if self.step > 0:
             self.sync_generator()  # a resumed run's engine starts from the base weights
 

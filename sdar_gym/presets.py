@@ -39,6 +39,7 @@ BASE: dict[str, Setting] = {
     "eval_temperature": _s(0.0, "sdar-gym"),
     "eval_every": _s(10, "sdar-gym"),
     "eval_tasks": _s(64, "sdar-gym"),
+    "choose_admissible": _s(False, "sdar-gym"),
     # learner
     "lr": _s(1e-6, "sdar-gym"),
     "weight_decay": _s(0.0, "sdar-gym"),
@@ -72,6 +73,7 @@ _COMMON: dict[str, Setting] = {
     "eval_tasks": _s(128, "val_data_size=128 (data.val_batch_size): " + SDAR),
     "no_effect_penalty": _s(0.0, "none: the released reward reads only the response's form (agent_system/environments/env_package/alfworld/projection.py ignores its action pools)"),
     "progress_reward": _s(0.0, "none: the released ALFWorld reward is 10·won alone (agent_system/environments/env_package/alfworld/envs.py compute_reward)"),
+    "choose_admissible": _s(False, "none: the released rollout plays the action projected from the free text (agent_system/environments/env_package/{env}/projection.py)"),
 }
 
 
@@ -127,7 +129,7 @@ PRESET_NAMES = ("none", "paper", "auto", "cpu")
 ``cpu`` and ``auto`` resolve here as ``paper``: the trainer first fills the options the CPU preset sets
 (``learners.settings``; ``auto`` picks it for the built-in tiny policy without a GPU)."""
 
-TRAINER_KEYS = ("steps", "tasks_per_step", "group_size", "max_turns", "max_new_tokens", "eval_every", "eval_tasks", "eval_temperature")
+TRAINER_KEYS = ("steps", "tasks_per_step", "group_size", "max_turns", "max_new_tokens", "eval_every", "eval_tasks", "eval_temperature", "choose_admissible")
 LEARNER_KEYS = (
     "lr", "weight_decay", "clip_ratio_low", "clip_ratio_high", "clip_ratio_c", "max_grad_norm", "kl_coef",
     "entropy_coef", "ppo_mini_batch_size", "max_prompt_length",

@@ -71,7 +71,7 @@ def test_two_step_sdar_train_end_to_end(env, tiny_model, tmp_path):
     assert (tmp_path / "run" / "checkpoints" / "step_000002" / "model").is_dir()
     assert list((tmp_path / "run" / "tensorboard").iterdir())
     # eval from the run folder, and the plots
-    row = EvalArgs(env=env, checkpoint=tmp_path / "run", episodes=2, batch_size=2, max_turns=2, max_new_tokens=6,
+    row = EvalArgs(env=env, checkpoint=tmp_path / "run", episodes=2, batch_size=2, max_turns=2, max_new_tokens=6, choose_admissible=True,
                    env_kwargs=env_kwargs(env), output=tmp_path / "eval.json").run()
     assert row and all(0.0 <= v <= 100.0 for v in row.values())
     pngs = PlotArgs(tmp_path / "run").run()
