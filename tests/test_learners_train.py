@@ -383,6 +383,7 @@ def test_cpu_preset_fills_defaults_for_the_tiny_policy_without_gpu(capsys, monke
     assert cfg.steps == 7  # what the user set wins
     assert cfg.group_size == CPU_PRESET["group_size"] and cfg.tasks_per_step == CPU_PRESET["tasks_per_step"]
     assert cfg.threads == 1 and cfg.update_threads == 0  # the rollout on one thread, the update's count tuned
+    assert cfg.choose_admissible is True and resolve_preset(TrainArgs(choose_admissible=False)).choose_admissible is False
     assert cfg.learner_args == {"lr": "3e-4", "mini_batches": CPU_PRESET["learner_args"]["mini_batches"]}
     out = capsys.readouterr().out
     assert "CPU preset (built-in tiny policy, no GPU)" in out and f"tasks_per_step={CPU_PRESET['tasks_per_step']}" in out and "--preset paper" in out
