@@ -16,7 +16,9 @@ What a learner sees: the turn's ``response_ids`` are the chosen candidate's toke
 ``logprobs`` those tokens' log-probs by :class:`~learners.hf_policy.HFPolicy`'s convention, so a
 learner's recomputed log-probs match them. The draw among candidates is not itself a token
 distribution: the importance ratios are of the token log-probs, as for any constrained decoder.
-Malformed responses are kept as sampled, so the format penalty still applies.
+Malformed responses are kept as sampled, so the format penalty still applies. A listed entry that
+is not a playable action (WebShop's ``search[<your query>]`` stands for any query) keeps the sampled
+action among the candidates.
 """
 from __future__ import annotations
 
@@ -25,9 +27,10 @@ import asyncio
 import torch
 
 from learners.hf_policy import HFPolicy
-from sdar_gym.agent import TextAgent
+from sdar_gym.agent import AgentConfig, TextAgent
 from sdar_gym.agent.projection import replace_action
 from sdar_gym.core import ConfigError
+from sdar_gym.registration import env_entry
 from sdar_gym.rollout.types import Generation, GenerationRequest
 
 
@@ -35,11 +38,12 @@ class AdmissibleChoice:
     """Wraps an :class:`HFPolicy` or generator (anything with ``continuation_logprobs`` and a ``tokenizer``);
     everything else (a generator's ``sync_weights``, ``close``, ...) is the inner policy's."""
 
-    def __init__(self, inner: HFPolicy, agent: TextAgent, seed: int = 0) -> None:
+    def __init__(self, inner: HFPolicy, env: str, agent: AgentConfig | None = None, seed: int = 0) -> None:
         if not hasattr(inner, "continuation_logprobs"):
             raise ConfigError(f"choosing among admissible actions scores them with the model in this process: use the hf generator, not {type(inner).__name__}")
         self.inner = inner
-        self.agent = agent
+        self.agent = TextAgent(env_entry(env).name, agent)
+        """The env's agent, as the collector builds it from ``agent``: its action format and projection."""
         self._generator = torch.Generator().manual_seed(seed)
 
     def __getattr__(self, name: str):
@@ -56,8 +60,10 @@ class AdmissibleChoice:
         projection = self.agent.project(sampled.text)
         if sampled.error or not actions or not projection.valid:
             return sampled
-        tokenizer, fmt = self.inner.tokenizer, self.agent.spec.action_format
-        texts = [replace_action(sampled.text, fmt, a) for a in actions]
+        texts = self._candidates(sampled.text, actions, projection.action)
+        if not texts:
+            return sampled
+        tokenizer = self.inner.tokenizer
         ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
         temperature = request.sampling.temperature
         logprobs = self.inner.continuation_logprobs(sampled.prompt_ids, ids, temperature)
@@ -68,3 +74,21 @@ class AdmissibleChoice:
             generator = self._generator if request.sampling.seed is None else torch.Generator().manual_seed(request.sampling.seed + 1)
             pick = int(torch.multinomial(torch.softmax(totals, dim=0), 1, generator=generator))
         return Generation(text=texts[pick], prompt_ids=sampled.prompt_ids, response_ids=ids[pick], logprobs=logprobs[pick], finish_reason="stop")
+
+    def _candidates(self, text: str, actions: list[str], sampled_action: str) -> list[str]:
+        """``text`` with each playable listed action written in. A listed entry that is not playable as
+        written is a template for free text (WebShop's ``search[<your query>]``): the sampled action then
+        stays a candidate too."""
+        fmt, out, templates = self.agent.spec.action_format, [], False
+        for action in dict.fromkeys(actions):
+            try:
+                candidate = replace_action(text, fmt, action)
+            except ValueError:  # of no form the model can write: not playable
+                continue
+            if self.agent.project(candidate).action == action:
+                out.append(candidate)
+            else:
+                templates = True
+        if templates and sampled_action not in actions:
+            out.append(text)
+        return out

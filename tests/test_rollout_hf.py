@@ -175,7 +175,7 @@ def test_admissible_choice_plays_the_listed_action_the_model_scores_best(tiny, t
     admissible = ["go to desk 1", "look", "take keychain 1 from armchair 2", "go to sinkbasin 1"]
     r = request("You arrive at armchair 2. On the armchair 2, you see a keychain 1.", temperature=0.0)
     r.metadata["admissible_actions"] = admissible
-    (chosen,) = asyncio.run(AdmissibleChoice(inner, agent).generate([r]))
+    (chosen,) = asyncio.run(AdmissibleChoice(inner, "alfworld").generate([r]))
     totals = []
     for action in admissible:
         ids = tokenizer(agent.render_action(action, "The pen."), add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
@@ -186,7 +186,7 @@ def test_admissible_choice_plays_the_listed_action_the_model_scores_best(tiny, t
     r.sampling.temperature = temperature
     if temperature > 0:
         r.sampling.seed = 5
-        (chosen,) = asyncio.run(AdmissibleChoice(inner, agent).generate([r]))
+        (chosen,) = asyncio.run(AdmissibleChoice(inner, "alfworld").generate([r]))
         assert agent.project(chosen.text).action in admissible
     expected = recomputed_logprobs(model, chosen.prompt_ids, chosen.response_ids, temperature or 1.0)
     torch.testing.assert_close(torch.tensor(chosen.logprobs), expected, atol=1e-4, rtol=1e-4)
@@ -200,8 +200,26 @@ def test_admissible_choice_keeps_malformed_answers_and_unlisted_turns(tiny) -> N
     inner.text = "take pen 1 from armchair 2"  # no tags: the format penalty must still apply
     listed, unlisted = request("a room", temperature=0.0), request("a room", temperature=0.0)
     listed.metadata["admissible_actions"] = ["look"]
-    out = asyncio.run(AdmissibleChoice(inner, TextAgent("alfworld")).generate([listed, unlisted]))
+    out = asyncio.run(AdmissibleChoice(inner, "alfworld").generate([listed, unlisted]))
     assert [g.text for g in out] == [inner.text] * 2
     inner.text = TextAgent("alfworld").render_action("take pen 1 from armchair 2", "x")
-    out = asyncio.run(AdmissibleChoice(inner, TextAgent("alfworld")).generate([listed, unlisted]))
+    out = asyncio.run(AdmissibleChoice(inner, "alfworld").generate([listed, unlisted]))
     assert [TextAgent("alfworld").project(g.text).action for g in out] == ["look", "take pen 1 from armchair 2"]
+
+
+def test_admissible_choice_keeps_free_text_where_the_list_holds_a_template(tiny) -> None:
+    """WebShop lists ``search[<your query>]`` on its search page: the sampled query is played, never the placeholder."""
+    from learners.admissible_choice import AdmissibleChoice
+
+    model, tokenizer = tiny
+    agent = TextAgent("webshop")
+    inner = FixedAnswer(model, tokenizer)
+    inner.text = agent.render_action("search[red running shoes]", "x")
+    search_page, results_page = request("a page", temperature=0.0), request("a page", temperature=0.0)
+    search_page.metadata["admissible_actions"] = ["search[<your query>]"]
+    results_page.metadata["admissible_actions"] = ["click[back to search]", "click[b0001]"]
+    out = asyncio.run(AdmissibleChoice(inner, "webshop").generate([search_page, results_page]))
+    assert agent.project(out[0].text).action == "search[red running shoes]"
+    assert agent.project(out[1].text).action in {"click[back to search]", "click[b0001]"}
+    both = AdmissibleChoice(inner, "webshop")._candidates(inner.text, ["search[<your query>]", "click[b0001]"], "search[red running shoes]")
+    assert [agent.project(t).action for t in both] == ["click[b0001]", "search[red running shoes]"]
