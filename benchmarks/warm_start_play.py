@@ -30,7 +30,6 @@ from benchmarks.common import write_result  # noqa: E402
 from benchmarks.learning import held_out_splits, real_valid_seen  # noqa: E402
 from learners.admissible_choice import AdmissibleChoice  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
-from sdar_gym.agent import TextAgent  # noqa: E402
 from learners.trainer import EVAL_SEED  # noqa: E402
 from sdar_gym.rollout import episode_metrics  # noqa: E402
 from sdar_gym.rollout.types import SamplingParams  # noqa: E402
@@ -79,7 +78,7 @@ def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
     torch.set_num_threads(args.threads)
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=model), with_reference=False)
     sampling = SamplingParams(max_new_tokens=48, temperature=0.0)
-    generator = AdmissibleChoice(policy.as_policy(max_batch_size=8), TextAgent("alfworld")) if args.choose_admissible else None
+    generator = AdmissibleChoice(policy.as_policy(max_batch_size=8), "alfworld") if args.choose_admissible else None
     out = {}
     for split, (kwargs, tasks) in splits.items():
         start = time.perf_counter()
