@@ -9,8 +9,9 @@ This is the action-scoring policy of Carta et al., 2023 (GLAM), applied after fr
 
 Why: a policy that names an object the room does not hold (``take pen 1 from armchair 2``) plays
 a move that does nothing, and a small policy repeats it until the episode ends. Scoring only the
-listed actions removes that failure, which the released code (free generation, verl-agent) does
-not; it is an option, off by default (``--choose-admissible``).
+listed actions removes that failure. The released code (verl-agent) plays the free text, so this is
+an option (``--choose-admissible``): off in the paper preset, on in the CPU preset of the built-in
+tiny policy (``learners.settings``).
 
 What a learner sees: the turn's ``response_ids`` are the chosen candidate's tokens and its
 ``logprobs`` those tokens' log-probs by :class:`~learners.hf_policy.HFPolicy`'s convention, so a
