@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import hashlib
 import json
 import multiprocessing as mp
@@ -123,6 +124,10 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     print(f"  {learner} seed {seed}: held-out success {final['success']:.3f}", flush=True)
     gate = {k: statistics.mean(s[k] for s in steps if k in s) for k in ("sdar/gate_mean", "sdar/gate_active_ratio", "sdar/teacher_gap_mean") if any(k in s for s in steps)}
     return {"learner": learner, "seed": seed, "final": final, "curve": curve, "steps": steps, "wall_s": time.perf_counter() - started, "gate_over_training": gate}
+
+
+def _rl_job(job: tuple) -> dict:
+    return rl_run(*job)
 
 
 def _init_worker(threads: int) -> None:
@@ -352,11 +357,19 @@ def main(argv: list[str] | None = None) -> dict:
 
     out_dir = Path("runs") / "bench-learning"
     jobs = [(lrn, seed, warm, env_kwargs, rl_tasks, held_out, args, out_dir) for seed in range(args.seeds) for lrn in args.learners]
-    if args.jobs > 1:
-        with mp.get_context("spawn").Pool(args.jobs, initializer=_init_worker, initargs=(args.threads,)) as workers:
-            runs = workers.starmap(rl_run, jobs)
-    else:
-        runs = [rl_run(*job) for job in jobs]
+    partial = args.output.with_suffix(".partial.json")
+    runs = []
+    with contextlib.ExitStack() as stack:
+        if args.jobs > 1:
+            workers = stack.enter_context(mp.get_context("spawn").Pool(args.jobs, initializer=_init_worker, initargs=(args.threads,)))
+            finished = workers.imap_unordered(_rl_job, jobs)
+        else:
+            finished = map(_rl_job, jobs)
+        for run in finished:  # each run is kept as it finishes: a stopped benchmark loses only the runs under way
+            runs.append(run)
+            atomic_write_json(partial, {"warm_start": before, "runs": runs})
+    order = {(lrn, seed): i for i, (lrn, seed, *_) in enumerate(jobs)}
+    runs.sort(key=lambda r: order[(r["learner"], r["seed"])])
     speed = speed_comparison(warm, env_kwargs, train_tasks, args) if args.speed_rounds else None
 
     summary = {}
@@ -380,6 +393,7 @@ def main(argv: list[str] | None = None) -> dict:
         "machine": f"{mp.cpu_count()} CPU cores (shared), torch threads {args.threads}",
     }
     atomic_write_json(args.output, report)
+    partial.unlink(missing_ok=True)
     plot_curves(report, args.output.with_suffix(".png"))
     ratios = {k: v for k, v in (speed or {}).items() if k.startswith("sdar_over_grpo")}
     print(json.dumps({"warm_start": before["success"], "per_split": report["per_split"], **ratios}, indent=1))
