@@ -89,7 +89,8 @@ CPU_PRESET: dict[str, Any] = {
     "eval_tasks": 50,  # every game of the default set's generated valid_seen split
     "eval_temperature": 0.0,
     # only listed actions (learners.admissible_choice): from the 1,000-game warm start, greedy wins on 140 held-out games
-    # rose from 6 to 17, and 12 GRPO steps then raised them to 22 where free text had lowered them (turn_shaping_choice.json)
+    # rose from 6 to 17 (turn_shaping_choice.json), and on learning.py's 70 from 4 to 9. RL then moved them by a game or
+    # two either way (README, "The learning run, choosing among listed actions"), where free text had lowered them
     "choose_admissible": True,
 }
 """TrainArgs values of the CPU preset. ``learner_args`` entries are merged under the user's own."""
