@@ -42,7 +42,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from benchmarks.common import as_cli_env_kwargs, bootstrap_mean_ci  # noqa: E402
-from learners.admissible_choice import AdmissibleChoice  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
 from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
@@ -85,8 +84,7 @@ def held_out_eval(model_dir: str, held_out: dict[str, tuple[dict, list]], args) 
 
 def eval_policy(policy: PolicyModel, env_kwargs: dict, tasks: list, args) -> dict:
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.eval_temperature)
-    generator = AdmissibleChoice(policy.as_policy(max_batch_size=args.num_envs), "alfworld") if args.choose_admissible else None
-    episodes = evaluate(policy, "alfworld", env_kwargs, tasks, args.max_turns, args.num_envs, sampling, seed=EVAL_SEED, generator=generator)
+    episodes = evaluate(policy, "alfworld", env_kwargs, tasks, args.max_turns, args.num_envs, sampling, seed=EVAL_SEED, choose_admissible=args.choose_admissible)
     table = table_for("alfworld", episodes)
     return {"success": table["All"] / 100.0, "table": table, "won": [int(e.won) for e in episodes],
             "invalid_action_ratio": sum(not t.action_valid for e in episodes for t in e.turns) / max(1, sum(len(e.turns) for e in episodes))}

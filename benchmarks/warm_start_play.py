@@ -28,7 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import write_result  # noqa: E402
 from benchmarks.learning import held_out_splits, real_valid_seen  # noqa: E402
-from learners.admissible_choice import AdmissibleChoice  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.trainer import EVAL_SEED  # noqa: E402
 from sdar_gym.rollout import episode_metrics  # noqa: E402
@@ -62,7 +61,7 @@ def add_play_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--max-turns", type=int, default=30, help="the CPU preset's")
     ap.add_argument("--loop-turns", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
-    ap.add_argument("--choose-admissible", action="store_true", help="play through learners.admissible_choice.AdmissibleChoice")
+    ap.add_argument("--choose-admissible", action="store_true", help="play only listed actions (learners.admissible_choice)")
 
 
 def play_splits(args) -> dict[str, tuple[dict, list]]:
@@ -78,11 +77,10 @@ def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
     torch.set_num_threads(args.threads)
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=model), with_reference=False)
     sampling = SamplingParams(max_new_tokens=48, temperature=0.0)
-    generator = AdmissibleChoice(policy.as_policy(max_batch_size=8), "alfworld") if args.choose_admissible else None
     out = {}
     for split, (kwargs, tasks) in splits.items():
         start = time.perf_counter()
-        episodes = evaluate(policy, "alfworld", kwargs, tasks, args.max_turns, 8, sampling, seed=EVAL_SEED, generator=generator)
+        episodes = evaluate(policy, "alfworld", kwargs, tasks, args.max_turns, 8, sampling, seed=EVAL_SEED, choose_admissible=args.choose_admissible)
         looped = [(e, v) for e in episodes if not e.won and (v := loop_verb([t.action for t in e.turns], args.loop_turns))]
         loops = collections.Counter(v for _, v in looped)
         never_worked = sum(loop_never_worked([t.action for t in e.turns], [t.observation for t in e.turns]) for e, _ in looped)

@@ -96,14 +96,19 @@ def column_counts(env: str, episodes: list[Episode], row: dict[str, float]) -> d
 
 
 def evaluate(policy, env: str, env_kwargs: dict, tasks: list, max_turns: int, batch_size: int, sampling: SamplingParams, seed: int, pool_kind: str = "inline", agent=None,
-             generator=None) -> list[Episode]:
+             generator=None, choose_admissible: bool = False) -> list[Episode]:
     """Play each task once with ``policy`` (a PolicyModel), sampled by ``generator`` (default: its HF
-    generator); episode i samples from seed (seed, i)."""
+    generator), through :class:`~learners.admissible_choice.AdmissibleChoice` when ``choose_admissible``;
+    episode i samples from seed (seed, i)."""
     from sdar_gym.rollout import collect, make_pool
 
     async def run():
         async with make_pool(pool_kind, env, batch_size, env_kwargs) as pool:
             sampler = generator or policy.as_policy(max_batch_size=batch_size)
+            if choose_admissible:
+                from learners.admissible_choice import AdmissibleChoice
+
+                sampler = AdmissibleChoice(sampler, env, agent, seed=seed)
             return await collect(sampler, pool, tasks, group_size=1, max_turns=max_turns, sampling=sampling, seed=seed, agent=agent)
 
     return asyncio.run(run())
@@ -154,12 +159,8 @@ def run_eval(args: EvalArgs) -> dict[str, float]:
     all_tasks, task_types = task_list(args.env, env_kwargs)
     tasks = all_tasks if args.episodes is None else stratified_sample(all_tasks, task_types, args.episodes, args.seed)
     sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.temperature)
-    generator = None
-    if args.choose_admissible:
-        from learners.admissible_choice import AdmissibleChoice
-
-        generator = AdmissibleChoice(policy.as_policy(max_batch_size=args.batch_size), args.env, agent, seed=args.seed)
-    episodes = evaluate(policy, args.env, env_kwargs, tasks, args.max_turns, args.batch_size, sampling, args.seed, args.env_pool, agent, generator)
+    episodes = evaluate(policy, args.env, env_kwargs, tasks, args.max_turns, args.batch_size, sampling, args.seed, args.env_pool, agent,
+                        choose_admissible=args.choose_admissible)
     row = table_for(args.env, episodes)
     games = column_counts(args.env, episodes, row)
     table = Table(title=f"{args.env} ({len(episodes)} episodes, temperature {args.temperature})")

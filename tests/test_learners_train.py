@@ -287,6 +287,25 @@ def test_choose_admissible_plays_listed_actions_and_keeps_ratio_one_at_step_zero
     assert torch.allclose(batch.logp, batch.old_logp, atol=1e-4), (batch.logp - batch.old_logp).abs().max()
 
 
+def test_evaluate_chooses_among_listed_actions_when_asked(half_valid_model, monkeypatch):
+    from learners.admissible_choice import AdmissibleChoice
+    from learners.evaluate import evaluate
+    from learners.policy_model import PolicyModel, PolicyModelConfig
+    from sdar_gym.registration import task_list
+    from sdar_gym.rollout.types import SamplingParams
+
+    chosen = []
+    choose = AdmissibleChoice._choose
+    monkeypatch.setattr(AdmissibleChoice, "_choose", lambda self, r, g: chosen.append(r) or choose(self, r, g))
+    policy = PolicyModel.from_pretrained(PolicyModelConfig(model=half_valid_model), with_reference=False)
+    tasks = task_list("alfworld", env_kwargs("alfworld"))[0][:2]
+    sampling = SamplingParams(max_new_tokens=40, temperature=0.0)
+    evaluate(policy, "alfworld", env_kwargs("alfworld"), tasks, 2, 2, sampling, seed=0)
+    assert not chosen
+    evaluate(policy, "alfworld", env_kwargs("alfworld"), tasks, 2, 2, sampling, seed=0, choose_admissible=True)
+    assert len(chosen) == 4  # every turn of the 2 games went through the choice
+
+
 def test_nan_loss_stops_the_update_naming_step_and_term_and_keeps_the_checkpoint(tiny_model, tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
