@@ -223,3 +223,12 @@ def test_admissible_choice_keeps_free_text_where_the_list_holds_a_template(tiny)
     assert agent.project(out[1].text).action in {"click[back to search]", "click[b0001]"}
     both = AdmissibleChoice(inner, "webshop")._candidates(inner.text, ["search[<your query>]", "click[b0001]"], "search[red running shoes]")
     assert [agent.project(t).action for t in both] == ["click[b0001]", "search[red running shoes]"]
+
+
+def test_admissible_choice_needs_a_policy_it_can_score_with() -> None:
+    from learners.admissible_choice import AdmissibleChoice
+    from sdar_gym.core import ConfigError
+    from sdar_gym.rollout.scripted import RandomPolicy
+
+    with pytest.raises(ConfigError, match="use the hf generator, not RandomPolicy"):
+        AdmissibleChoice(RandomPolicy("alfworld"), "alfworld")
