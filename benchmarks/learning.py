@@ -19,6 +19,9 @@ Reports per split and learner: the warm start's and each seed's greedy success, 
 95% bootstrap interval (games resampled, seeds averaged), SDAR minus GRPO and GRPO+OPSD likewise,
 each run's wall time and its SDAR gate statistics over training (gate mean, active ratio, gap).
 
+Each finished run is kept in ``<output>.partial.json`` as it ends; the same command, rerun after a
+stop, resumes from it (options that only change how it runs, such as ``--jobs``, may differ).
+
 Writes ``benchmarks/results/learning.json``. Sized by flags; the defaults fit a busy 2-core CPU in
 about an hour and are far too small to reproduce the paper's gaps; the JSON says what ran.
 """
@@ -122,6 +125,35 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     print(f"  {learner} seed {seed}: held-out success {final['success']:.3f}", flush=True)
     gate = {k: statistics.mean(s[k] for s in steps if k in s) for k in ("sdar/gate_mean", "sdar/gate_active_ratio", "sdar/teacher_gap_mean") if any(k in s for s in steps)}
     return {"learner": learner, "seed": seed, "final": final, "curve": curve, "steps": steps, "wall_s": time.perf_counter() - started, "gate_over_training": gate}
+
+
+UNRELATED_TO_RESULTS = ("jobs", "output", "plot_only", "speed_rounds", "speed_repeats", "threads")
+"""Options that change how the benchmark runs, not what its RL runs measure: a resumed benchmark may differ in these."""
+
+
+def run_settings(args) -> dict:
+    """The options that the RL runs' results depend on, as stored beside the finished runs."""
+    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in UNRELATED_TO_RESULTS}
+
+
+def resume_from(partial: Path, settings: dict) -> dict | None:
+    """The warm start's evaluation and the finished runs of a stopped benchmark with the same settings, or None.
+
+    Another benchmark's runs are never mixed in, and never overwritten: different settings stop with
+    the options that differ."""
+    if not partial.is_file():
+        return None
+    try:
+        kept = json.loads(partial.read_text())
+        kept_settings, kept["warm_start"], kept["runs"] = kept["settings"], kept["warm_start"], kept["runs"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise SystemExit(f"{partial} is not a stopped run of this benchmark ({type(e).__name__}: {e}); move it away to start afresh")
+    differing = sorted(k for k in settings.keys() | kept_settings.keys() if settings.get(k) != kept_settings.get(k))
+    if differing:
+        shown = ", ".join(f"{k} (kept {kept_settings.get(k)!r}, now {settings.get(k)!r})" for k in differing)
+        raise SystemExit(f"{partial} holds finished runs of other settings: {shown}. Rerun with those settings to resume, or move it away to start afresh")
+    print(f"resuming from {partial}: {len(kept['runs'])} finished run(s) kept", flush=True)
+    return kept
 
 
 def _rl_job(job: tuple) -> dict:
@@ -347,7 +379,10 @@ def main(argv: list[str] | None = None) -> dict:
     warm = str(args.warm_start) if args.warm_start else build_warm_start(args, env_kwargs, train_tasks)
     print(f"warm start: {warm}", flush=True)
     sft_meta = json.loads((Path(warm) / "sft.json").read_text()) if (Path(warm) / "sft.json").is_file() else {}
-    before = held_out_eval(warm, held_out, args)
+    partial = args.output.with_suffix(".partial.json")
+    settings = run_settings(args)
+    kept = resume_from(partial, settings)
+    before = kept["warm_start"] if kept else held_out_eval(warm, held_out, args)
     print(f"warm start held-out success: {before['success']:.3f}", flush=True)
     if args.warm_start_only:
         print(json.dumps(before, indent=1))
@@ -355,17 +390,18 @@ def main(argv: list[str] | None = None) -> dict:
 
     out_dir = Path("runs") / "bench-learning"
     jobs = [(lrn, seed, warm, env_kwargs, rl_tasks, held_out, args, out_dir) for seed in range(args.seeds) for lrn in args.learners]
-    partial = args.output.with_suffix(".partial.json")
-    runs = []
+    runs = kept["runs"] if kept else []
+    done = {(r["learner"], r["seed"]) for r in runs}
+    todo = [job for job in jobs if (job[0], job[1]) not in done]
     with contextlib.ExitStack() as stack:
         if args.jobs > 1:
             workers = stack.enter_context(mp.get_context("spawn").Pool(args.jobs, initializer=_init_worker, initargs=(args.threads,)))
-            finished = workers.imap_unordered(_rl_job, jobs)
+            finished = workers.imap_unordered(_rl_job, todo)
         else:
-            finished = map(_rl_job, jobs)
+            finished = map(_rl_job, todo)
         for run in finished:  # each run is kept as it finishes: a stopped benchmark loses only the runs under way
             runs.append(run)
-            atomic_write_json(partial, {"warm_start": before, "runs": runs})
+            atomic_write_json(partial, {"settings": settings, "warm_start": before, "runs": runs})
     order = {(lrn, seed): i for i, (lrn, seed, *_) in enumerate(jobs)}
     runs.sort(key=lambda r: order[(r["learner"], r["seed"])])
     speed = speed_comparison(warm, env_kwargs, train_tasks, args) if args.speed_rounds else None

@@ -36,3 +36,55 @@ def test_a_shaping_arm_is_parsed_with_clear_errors():
         parse_arm("p:gamma=1")
     with pytest.raises(argparse.ArgumentTypeError, match="NAME:KEY=VALUE"):
         parse_arm("progress_reward=1")
+
+
+class _Stopped(Exception):
+    """The benchmark is stopped during a run (as by Ctrl-C, without aborting pytest)."""
+
+
+def _fake_learning_benchmark(monkeypatch, stop_after: int | None):
+    """benchmarks.learning with its games, evaluations and RL runs replaced by instant fakes;
+    returns the list of (learner, seed) runs started and the number of warm-start evaluations."""
+    from benchmarks import learning
+
+    started, evals = [], []
+    split = {"success": 0.5, "won": [1, 0]}
+
+    def fake_run(learner, seed, *rest):
+        if stop_after is not None and len(started) == stop_after:
+            raise _Stopped
+        started.append((learner, seed))
+        return {"learner": learner, "seed": seed, "final": {"success": 0.5, "splits": {"valid_seen": split}},
+                "curve": [], "steps": [], "wall_s": 1.0, "gate_over_training": {}}
+
+    monkeypatch.setattr(learning, "task_list", lambda env, kwargs: (["t0", "t1", "t2"], {}))
+    monkeypatch.setattr(learning, "held_out_splits", lambda data, splits, n: {"valid_seen": ({}, ["h0", "h1"])})
+    monkeypatch.setattr(learning, "held_out_eval", lambda *a: evals.append(1) or {"success": 0.5, "splits": {"valid_seen": split}})
+    monkeypatch.setattr(learning, "rl_run", fake_run)
+    monkeypatch.setattr(learning, "plot_curves", lambda report, path: path)
+    return learning, started, evals
+
+
+def test_a_stopped_learning_benchmark_resumes_with_its_finished_runs(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    out = tmp_path / "learning.json"
+    argv = ["--warm-start", str(tmp_path), "--learners", "grpo", "sdar", "--seeds", "2", "--jobs", "1",
+            "--speed-rounds", "0", "--train-eval", "0", "--real-games", "0", "--output", str(out)]
+    learning, started, evals = _fake_learning_benchmark(monkeypatch, stop_after=2)
+    with pytest.raises(_Stopped):
+        learning.main(argv)
+    partial = out.with_suffix(".partial.json")
+    assert [(r["learner"], r["seed"]) for r in json.loads(partial.read_text())["runs"]] == [("grpo", 0), ("sdar", 0)]
+
+    learning, started, evals = _fake_learning_benchmark(monkeypatch, stop_after=None)
+    with pytest.raises(SystemExit, match="lr"):  # other settings never mix with, or overwrite, the kept runs
+        learning.main(argv + ["--lr", "3e-4"])
+    assert partial.is_file() and started == []
+
+    report = learning.main(argv + ["--speed-repeats", "3"])  # how it runs may change; only the missing runs run
+    assert started == [("grpo", 1), ("sdar", 1)] and evals == []  # the warm start's evaluation is kept too
+    assert [(r["learner"], r["seed"]) for r in report["runs"]] == [("grpo", 0), ("sdar", 0), ("grpo", 1), ("sdar", 1)]
+    assert json.loads(out.read_text())["runs"] == report["runs"] and not partial.exists()
