@@ -144,9 +144,9 @@ def resume_from(partial: Path, settings: dict) -> dict | None:
     if not partial.is_file():
         return None
     try:
-        kept = json.loads(partial.read_text())
-        kept_settings, kept["warm_start"], kept["runs"] = kept["settings"], kept["warm_start"], kept["runs"]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        stored = json.loads(partial.read_text())
+        kept_settings, kept = dict(stored["settings"]), {"warm_start": dict(stored["warm_start"]), "runs": list(stored["runs"])}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
         raise SystemExit(f"{partial} is not a stopped run of this benchmark ({type(e).__name__}: {e}); move it away to start afresh")
     differing = sorted(k for k in settings.keys() | kept_settings.keys() if settings.get(k) != kept_settings.get(k))
     if differing:

@@ -88,3 +88,7 @@ def test_a_stopped_learning_benchmark_resumes_with_its_finished_runs(tmp_path, m
     assert started == [("grpo", 1), ("sdar", 1)] and evals == []  # the warm start's evaluation is kept too
     assert [(r["learner"], r["seed"]) for r in report["runs"]] == [("grpo", 0), ("sdar", 0), ("grpo", 1), ("sdar", 1)]
     assert json.loads(out.read_text())["runs"] == report["runs"] and not partial.exists()
+
+    partial.write_text('{"runs": []}')  # a partial of an older version, or some other file
+    with pytest.raises(SystemExit, match="not a stopped run of this benchmark"):
+        learning.main(argv)
