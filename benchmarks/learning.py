@@ -315,7 +315,7 @@ def build_warm_start(args, env_kwargs: dict, train_tasks: list) -> str:
     return str(build_sft_policy(sft, progress=True, tasks=sft_tasks))  # the stages print progress lines into the log
 
 
-def main(argv: list[str] | None = None) -> dict:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=None, help="ALFWorld data (default: the generated game set)")
     ap.add_argument("--train-split", default="train", help="games for the warm start and RL")
@@ -359,6 +359,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sft-skip-types", nargs="*", default=[], help="task types without expert demonstrations")
     ap.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results" / "learning.json")
     ap.add_argument("--plot-only", action="store_true", help="redraw the PNG of curves from an existing --output JSON")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = parser()
     args = ap.parse_args(argv)
     if args.plot_only:
         print(plot_curves(json.loads(args.output.read_text()), args.output.with_suffix(".png")))
