@@ -73,6 +73,11 @@ def add_policy_args(parser) -> None:
     parser.add_argument("--seed", type=int, default=0)
 
 
+def args_as_json(args) -> dict[str, Any]:
+    """A parsed command line as JSON values (paths as strings), for a result's record of what ran."""
+    return {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
+
+
 def as_cli_env_kwargs(env_kwargs: dict[str, Any]) -> dict[str, str]:
     """Env arguments as ``TrainArgs.env_kwargs`` holds them: text, and JSON for anything else
     (what :func:`sdar_gym.registration.parse_env_kwargs` reads back)."""

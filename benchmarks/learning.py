@@ -44,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from benchmarks.common import as_cli_env_kwargs, bootstrap_mean_ci  # noqa: E402
+from benchmarks.common import args_as_json, as_cli_env_kwargs, bootstrap_mean_ci  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
 from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
@@ -133,7 +133,7 @@ UNRELATED_TO_RESULTS = ("jobs", "output", "plot_only", "speed_rounds", "speed_re
 
 def run_settings(args) -> dict:
     """The options that the RL runs' results depend on, as stored beside the finished runs."""
-    return {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k not in UNRELATED_TO_RESULTS}
+    return {k: v for k, v in args_as_json(args).items() if k not in UNRELATED_TO_RESULTS}
 
 
 def resume_from(partial: Path, settings: dict) -> dict | None:
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> dict:
                         "wall_s_per_run": [r["wall_s"] for r in mine], "gate_over_training": [r["gate_over_training"] for r in mine]}
     report = {
         "what": "held-out ALFWorld success before/after RL from one tiny SFT warm start; GRPO vs SDAR vs GRPO+OPSD",
-        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "config": args_as_json(args),
         "games": {"train": len(train_tasks), "rl": len(rl_tasks), "held_out": {split: len(t) for split, (_, t) in held_out.items()},
                   "data": str(args.data_dir or "generated default set")},
         "warm_start": {"path": warm, **sft_meta, "held_out": before},

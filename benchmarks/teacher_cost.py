@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import write_result  # noqa: E402
+from benchmarks.common import args_as_json, write_result  # noqa: E402
 
 ALFWORLD = Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld"
 ENV_KWARGS = {"data_dir": str(ALFWORLD), "split": "valid_seen"}
@@ -183,7 +183,7 @@ def main() -> None:
               f" ({r['rss_rise_vs_grpo']:.2f}x)  teacher/student prompt tokens {r.get('teacher_student_prompt_ratio', 1.0):.2f}"
               f"  time per forward token {r['update_time_per_forward_token_vs_grpo']:.2f}x")
     write_result("teacher_cost", {
-        "config": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "config": args_as_json(args),
         "batch": {"episodes": len(episodes), "turns": sum(len(e.turns) for e in episodes)},
         "note": "CPU, one torch thread, tiny random-weight Qwen2 (hidden 128, 3 layers, vocab 2048); peak memory is process RSS (no GPU here).",
         "results": results,

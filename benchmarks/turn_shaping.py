@@ -31,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import add_policy_args, run_steps, scratch_trainer, write_result  # noqa: E402
+from benchmarks.common import add_policy_args, args_as_json, run_steps, scratch_trainer, write_result  # noqa: E402
 
 ARM_KEYS = {"no_effect_penalty": float, "progress_reward": float, "temperature": float, "lr": str}
 """What an arm may set: the two shaping terms, the rollout temperature, the lr."""
@@ -94,7 +94,7 @@ def main() -> None:
     for name, path in {"warm_start": args.model, **{n: str(args.keep / n) for n in arms}}.items():
         print(f"{name} ({path}):", flush=True)
         played[name] = play(path, splits, args)["splits"]
-    write_result(args.out, {"args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "arms": arms,
+    write_result(args.out, {"args": args_as_json(args), "arms": arms,
                             "training": dict(zip(arms, curves)), "greedy_play": played, "train_s": train_s, "wall_s": time.perf_counter() - started})
 
 

@@ -90,7 +90,7 @@ CPU_PRESET: dict[str, Any] = {
     "eval_temperature": 0.0,
     # only listed actions (learners.admissible_choice): from the 1,000-game warm start, greedy wins on 140 held-out games
     # rose from 6 to 17 (turn_shaping_choice.json), and on learning.py's 70 from 4 to 9. RL then moved them by a game or
-    # two either way (README, "The learning run, choosing among listed actions"), where free text had lowered them
+    # two either way (README, "What the learning run shows" and "Earlier learning runs"), where free text had lowered them
     "choose_admissible": True,
 }
 """TrainArgs values of the CPU preset. ``learner_args`` entries are merged under the user's own."""
