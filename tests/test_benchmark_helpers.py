@@ -92,3 +92,23 @@ def test_a_stopped_learning_benchmark_resumes_with_its_finished_runs(tmp_path, m
     partial.write_text('{"runs": []}')  # a partial of an older version, or some other file
     with pytest.raises(SystemExit, match="not a stopped run of this benchmark"):
         learning.main(argv)
+
+
+def test_a_learning_benchmark_run_trains_the_lora_adapter_it_is_asked_for(tmp_path, monkeypatch):
+    """``--lora-rank`` reaches the trainer of every RL run; without it the runs fine-tune every weight."""
+    import pytest
+
+    from benchmarks import learning
+
+    built = []
+
+    def capture(cfg):
+        built.append(cfg)
+        raise _Stopped
+
+    monkeypatch.setattr(learning, "Trainer", capture)
+    for argv, rank in ((["--lora-rank", "8"], 8), ([], 0)):
+        args = learning.parser().parse_args(argv)
+        with pytest.raises(_Stopped):
+            learning.rl_run("grpo", 0, "warm", {}, [], {}, args, tmp_path)
+        assert built[-1].lora_rank == rank
