@@ -101,7 +101,7 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     cfg = TrainArgs(
         learner=learner, env="alfworld", model=warm, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
         max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs, preset="cpu",
-        env_kwargs=as_cli_env_kwargs(env_kwargs), output=run_dir, seed=seed, temperature=1.0,
+        env_kwargs=as_cli_env_kwargs(env_kwargs), output=run_dir, seed=seed, temperature=args.temperature,
         max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, choose_admissible=args.choose_admissible, lora_rank=args.lora_rank, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
     )
     trainer = Trainer(cfg)
@@ -352,6 +352,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--skills", default="official", help="teacher skill routing (the main job's default; the CPU preset caps it at 800 characters, as the warm start saw it)")
     ap.add_argument("--skills-embedder", default="hashing")
     ap.add_argument("--eval-every", type=int, default=4)
+    ap.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature (the released default: verl/trainer/config/ppo_trainer.yaml rollout.temperature 1.0)")
     ap.add_argument("--eval-temperature", type=float, default=0.0)
     ap.add_argument("--speed-rounds", type=int, default=2, help="fresh processes per learner, alternating GRPO and SDAR (0: skip)")
     ap.add_argument("--speed-repeats", type=int, default=2, help="timed updates per process, after the first")

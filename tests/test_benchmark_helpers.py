@@ -94,8 +94,9 @@ def test_a_stopped_learning_benchmark_resumes_with_its_finished_runs(tmp_path, m
         learning.main(argv)
 
 
-def test_a_learning_benchmark_run_trains_the_lora_adapter_it_is_asked_for(tmp_path, monkeypatch):
-    """``--lora-rank`` reaches the trainer of every RL run; without it the runs fine-tune every weight."""
+def test_a_learning_benchmark_run_trains_as_its_command_line_asks(tmp_path, monkeypatch):
+    """``--lora-rank`` and ``--temperature`` reach the trainer of every RL run; without them the runs
+    fine-tune every weight and sample at 1.0."""
     import pytest
 
     from benchmarks import learning
@@ -107,8 +108,8 @@ def test_a_learning_benchmark_run_trains_the_lora_adapter_it_is_asked_for(tmp_pa
         raise _Stopped
 
     monkeypatch.setattr(learning, "Trainer", capture)
-    for argv, rank in ((["--lora-rank", "8"], 8), ([], 0)):
+    for argv, rank, temperature in ((["--lora-rank", "8", "--temperature", "0.5"], 8, 0.5), ([], 0, 1.0)):
         args = learning.parser().parse_args(argv)
         with pytest.raises(_Stopped):
             learning.rl_run("grpo", 0, "warm", {}, [], {}, args, tmp_path)
-        assert built[-1].lora_rank == rank
+        assert (built[-1].lora_rank, built[-1].temperature) == (rank, temperature)
