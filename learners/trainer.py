@@ -172,6 +172,8 @@ def step_tasks(all_tasks: list[Any], n: int, seed: int, step: int) -> list[Any]:
 
 
 def load_policy(cfg: TrainArgs) -> PolicyModel:
+    import torch
+
     from learners.algorithms import learner_entry
     from learners.policy_model import PolicyModel, PolicyModelConfig
 
@@ -182,6 +184,7 @@ def load_policy(cfg: TrainArgs) -> PolicyModel:
         model = str(ensure_tiny_policy(cfg.env, progress=cfg.progress, env_kwargs=parse_env_kwargs(cfg.env_kwargs)))
     pcfg = PolicyModelConfig(model=model, lora_rank=cfg.lora_rank, dtype=cfg.dtype, device=cfg.device)
     kl = float(cfg.learner_args.get("kl_coef", learner_entry(cfg.learner).config_cls.kl_coef))  # type: ignore[arg-type]
+    torch.manual_seed(cfg.seed)  # a LoRA adapter's random init follows the run's seed, whatever the process drew before
     return PolicyModel.from_pretrained(pcfg, with_reference=kl > 0)
 
 

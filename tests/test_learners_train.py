@@ -653,3 +653,19 @@ def test_sft_dagger_rounds_play_the_policy_and_train_on_every_labeled_state_so_f
 
     # the labels were learned: at their state the expert's answer beats the demonstrations' only one
     assert logprob("<action>go to desk 1</action>") > logprob("<action>look</action>")
+
+
+def test_a_lora_adapter_starts_from_the_runs_seed(tiny_model, tmp_path):
+    """A LoRA adapter's random initialization is a function of ``--seed``, not of how many random numbers
+    the process drew before (learning.py evaluates the warm start first; it had made two runs of one
+    setting differ from their second step)."""
+    from learners.trainer import Trainer
+
+    def adapter(seed: int, draws: int) -> dict[str, torch.Tensor]:
+        torch.rand(draws)  # other work in the same process
+        trainer = Trainer(train_args("alfworld", tiny_model, tmp_path / f"s{seed}-{draws}", lora_rank=4, seed=seed))
+        return {n: p.detach().clone() for n, p in trainer.policy.model.named_parameters() if "lora_A" in n}
+
+    first, after_other_draws, other_seed = adapter(0, 1), adapter(0, 5), adapter(1, 1)
+    assert first and all(torch.equal(first[n], after_other_draws[n]) for n in first)
+    assert any(not torch.equal(first[n], other_seed[n]) for n in first)
