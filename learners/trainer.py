@@ -100,7 +100,7 @@ class TrainArgs:
     resume: bool = False
     """Continue the run in --output from its latest checkpoint."""
     seed: int = 0
-    """Seed of task sampling and generation; a resumed run replays the same choices."""
+    """Seed of task sampling, generation and a LoRA adapter's initialization; a resumed run replays the same choices."""
     temperature: float = 1.0
     """Sampling temperature of the rollout."""
     max_new_tokens: int | None = None
