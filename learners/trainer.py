@@ -255,6 +255,8 @@ class Trainer:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
         if cfg.update_threads is not None and cfg.update_threads < 0:
             raise ConfigError(f"update_threads must be >= 0, got {cfg.update_threads}")
+        if cfg.lora_rank < 0:
+            raise ConfigError(f"lora_rank must be >= 0 (0: full fine-tuning), got {cfg.lora_rank}")
         self.cfg = cfg
         self.env_kwargs = parse_env_kwargs(cfg.env_kwargs)
         self.dp = distributed.current()

@@ -156,6 +156,8 @@ def test_bad_arguments_fail_clearly(tiny_model, tmp_path):
         train_args("alfworld", tiny_model, tmp_path / "x", learner="ppo").run()
     with pytest.raises(ConfigError, match="group_size"):
         train_args("alfworld", tiny_model, tmp_path / "x", group_size=0).run()
+    with pytest.raises(ConfigError, match="lora_rank must be >= 0"):  # not a silent fall-back to full fine-tuning
+        train_args("alfworld", tiny_model, tmp_path / "x", lora_rank=-1).run()
     with pytest.raises(DataError, match="no checkpoint"):
         train_args("alfworld", tiny_model, tmp_path / "y", resume=True).run()
     with pytest.raises(DataError, match="does not exist"):
