@@ -102,7 +102,8 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
         learner=learner, env="alfworld", model=warm, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
         max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs, preset="cpu",
         env_kwargs=as_cli_env_kwargs(env_kwargs), output=run_dir, seed=seed, temperature=args.temperature,
-        max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, choose_admissible=args.choose_admissible, lora_rank=args.lora_rank, learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches)}, progress=False, tensorboard=False,
+        max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, choose_admissible=args.choose_admissible, lora_rank=args.lora_rank,
+        learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches), "demo_coef": str(args.demo_coef)}, demo_games=args.demo_games, progress=False, tensorboard=False,
     )
     trainer = Trainer(cfg)
     trainer.tasks = list(train_tasks)  # RL only ever sees training games; held-out games are for evaluation
@@ -345,6 +346,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--num-envs", type=int, default=8)
     ap.add_argument("--lr", type=float, default=1e-4, help="the paper's 1e-6 is for 1.5B+ models; a tiny model over a few steps needs more")
     ap.add_argument("--lora-rank", type=int, default=0, help="train a LoRA adapter of this rank instead of every weight (0: full fine-tuning, the released default: verl/trainer/config/ppo_trainer.yaml lora_rank 0)")
+    ap.add_argument("--demo-coef", type=float, default=0.0, help="weight of a supervised loss on expert turns beside RL (PPO-ptx; sdar-gym's own, 0 in the released code)")
+    ap.add_argument("--demo-games", type=int, default=200, help="training games the expert plays for --demo-coef's turns")
     ap.add_argument("--mini-batches", type=int, default=4, help="optimizer steps per RL step (PPO-style mini-batches of the step's turns)")
     ap.add_argument("--no-effect-penalty", type=float, default=0.0, help="penalty of a well-formed action that did nothing (sdar-gym's own; 0 in the released code)")
     ap.add_argument("--progress-reward", type=float, default=0.0, help="per-turn reward per step of progress toward the goal (sdar-gym's own; 0 in the released code)")

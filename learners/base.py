@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import math
+import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -87,6 +88,13 @@ class LearnerConfig:
     """Turn samples per optimizer step (released: 256, WebShop 64); 0 uses ``mini_batches``."""
     lr_warmup_steps: int = 0
     """Updates over which the lr rises linearly from 0 (verl's constant schedule with warm-up)."""
+    demo_coef: float = 0.0
+    """Weight of a supervised loss (token-mean NLL) on expert demonstration turns added at every optimizer
+    step, as PPO-ptx adds its pretraining loss (Ouyang et al., 2022): RL moves the policy where its rewards
+    agree while the demonstrations hold it near its warm start's imitation elsewhere. sdar-gym's own: the
+    released code has no such term (0); the trainer supplies the demonstrations (``--demo-games``)."""
+    demo_batch: int = 8
+    """Demonstration turns in that loss per optimizer step."""
 
 
 @dataclass
@@ -155,6 +163,8 @@ class PolicyGradientLearner:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")
         if config.ppo_mini_batch_size < 0 or config.lr_warmup_steps < 0:
             raise ConfigError("ppo_mini_batch_size and lr_warmup_steps must be >= 0")
+        if not 0.0 <= config.demo_coef < math.inf or config.demo_batch < 1:
+            raise ConfigError(f"demo_coef must be a finite number >= 0 and demo_batch at least 1, got {config.demo_coef} and {config.demo_batch}")
         self.estimator = advantages.estimator(config.advantage)
         self.teacher_template = teacher_template(config.teacher_template)
         if config.max_prompt_length < 1:
@@ -175,6 +185,8 @@ class PolicyGradientLearner:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda n: min(n / warmup, 1.0) if warmup else 1.0)
         self.updates = 0
         """Policy updates done (RLSD's λ schedule and the lr warm-up count them)."""
+        self.demonstrations: list[tuple[list[int], list[int]]] = []
+        """(prompt ids, response ids) of expert turns, for the ``demo_coef`` loss (set by the trainer)."""
 
     # the objective ------------------------------------------------------------------------
     def loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -289,6 +301,8 @@ class PolicyGradientLearner:
         samples = self.samples(episodes)  # this process's share of the batch (all of it with one process)
         if not self.dp.sum(len(samples)):
             return {"train/skipped": 1.0}
+        if c.demo_coef and not self.demonstrations:
+            raise ConfigError("demo_coef > 0 needs expert demonstrations: the trainer loads them (--demo-games), or set learner.demonstrations")
         minis = self._mini_batches(samples)
         micro = [chunk for mini in minis for chunk in mini]
         ref_all, teacher_all = self._frozen(samples)  # computed once, before the update
@@ -304,7 +318,7 @@ class PolicyGradientLearner:
         self.policy.model.train()
         bounds = list(itertools.accumulate(len(mini) for mini in minis))
         self.updates += 1
-        for _ in range(c.epochs):
+        for epoch in range(c.epochs):
             for m in range(int(self.dp.max(len(minis)))):  # the same number of optimizer steps on every process
                 group = list(range(bounds[m - 1] if m else 0, bounds[m])) if m < len(minis) else []
                 n_tokens = self.dp.sum(sum(s.n_tokens for i in group for s in micro[i]))  # global: exact token-mean
@@ -328,7 +342,12 @@ class PolicyGradientLearner:
                         else:
                             loss, weight = self._idle_loss(), 0.0
                         # the engine averages gradients over processes; the weights sum to 1 over all of them
-                        self.dp.backward(loss * weight * self.dp.world_size, self.policy.scorer, sync=j == n_micro - 1)
+                        loss = loss * weight * self.dp.world_size
+                        if c.demo_coef and j == n_micro - 1:  # once per optimizer step on every process, averaged by the engine
+                            demo = self._demo_nll(f"{self.updates}/{epoch}/{m}/{self.dp.rank}")
+                            sums["demo_nll"] += demo.item()
+                            loss = loss + c.demo_coef * demo
+                        self.dp.backward(loss, self.policy.scorer, sync=j == n_micro - 1)
                 n_stat += 1
                 grad_norm = self.dp.clip_grad_norm_(self.policy.scorer, c.max_grad_norm)
                 if not math.isfinite(grad_norm):
@@ -369,6 +388,14 @@ class PolicyGradientLearner:
         micro = [samples[i : i + c.micro_batch_size] for i in range(0, len(samples), c.micro_batch_size)]
         per_mini = math.ceil(len(micro) / c.mini_batches)
         return [micro[m : m + per_mini] for m in range(0, len(micro), per_mini)]
+
+    def _demo_nll(self, draw: str) -> torch.Tensor:
+        """Token-mean NLL of ``demo_batch`` demonstration turns, drawn by a seed fixed by ``draw`` (the update,
+        epoch, optimizer step and rank), so that a resumed run draws the same turns."""
+        from learners.sft import sft_loss
+
+        turns = random.Random(draw).sample(self.demonstrations, min(self.config.demo_batch, len(self.demonstrations)))
+        return sft_loss(self.policy, turns, prompt_weight=0.0)
 
     def _idle_loss(self, model=None) -> torch.Tensor:
         """A zero loss through the policy, for a process with no micro-batch left in an optimizer step."""

@@ -474,7 +474,7 @@ def _encode_demos(tokenizer, demos: list, contexts: dict, args: SFTArgs, held: s
     build_teacher = teacher_template("official")  # the trainer's default teacher template
     train, held_out = [], []
     for messages, response, *key in demos:
-        prompt, response_ids = _encode(tokenizer, messages, response)
+        prompt, response_ids = encode_turn(tokenizer, messages, response)
         context = contexts.get(tuple(key), "")
         teacher = build_teacher(tokenizer, prompt, context, messages, with_skills, BASE["max_prompt_length"].value)[0] if context else None
         if tuple(key) in held:
@@ -511,7 +511,7 @@ def teacher_gap(policy, turns: list, batch_size: int = 8) -> dict[str, float]:
     }
 
 
-def _encode(tokenizer, messages: list[dict[str, str]], response: str) -> tuple[list[int], list[int]]:
+def encode_turn(tokenizer, messages: list[dict[str, str]], response: str) -> tuple[list[int], list[int]]:
     text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     prompt = tokenizer(text, add_special_tokens=False)["input_ids"]
     return prompt, tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]

@@ -109,6 +109,9 @@ class TrainArgs:
     """Learner settings, e.g. ``--learner-args lr 1e-5 distill_coef 0.02 gate_beta 5``."""
     lora_rank: int = 0
     """LoRA rank (0: full fine-tuning)."""
+    demo_games: int = 200
+    """Tasks of the training set on which the env's expert plays the demonstrations of ``--learner-args demo_coef``
+    (a supervised loss beside RL; off by default, as in the released code); unused without it."""
     dtype: Literal["auto", "bf16", "fp16", "fp32"] = "auto"
     """Model dtype (auto: bf16 on a GPU, fp32 on CPU)."""
     device: str = "auto"
@@ -280,10 +283,16 @@ class Trainer:
         # the learner recomputes log-probs at the rollout's temperature unless told otherwise: ratio 1 at step 0
         learner_args = {"temperature": str(cfg.temperature), **cfg.learner_args}
         self.learner: PolicyGradientLearner = make_learner(cfg.learner, self.policy, self.skills, learner_args)
+        self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
+        if self.learner.config.demo_coef:
+            if self.dp.rank > 0:
+                self.dp.barrier()  # rank 0 plays the expert games and caches them
+            self.learner.demonstrations = self._demonstrations()
+            if self.dp.rank == 0:
+                self.dp.barrier()
         if cfg.update_threads is not None and self.policy.device.type == "cpu" and self.dp.world_size == 1:
             self.learner.tune_threads((cfg.update_threads,) if cfg.update_threads else thread_candidates())
         self.dp = self.learner.dp  # the Accelerator that prepared the engine: DeepSpeed's checkpoints go through it
-        self.tasks, self.task_types = task_list(cfg.env, self.env_kwargs)
         self.eval_env_kwargs, self.eval_tasks = self._held_out()
         self.step = 0
         self.best_success = 0.0
@@ -302,6 +311,24 @@ class Trainer:
             self.generator = AdmissibleChoice(self.generator, cfg.env, self.agent, seed=cfg.seed)
         if self.step > 0:
             self.sync_generator()  # a resumed run's engine starts from the base weights
+
+    def _demonstrations(self) -> list[tuple[list[int], list[int]]]:
+        """(prompt ids, response ids) of each turn of the env expert's won games on ``demo_games`` of the
+        training tasks, in the rollout's prompts (the warm start's recipe: ``learners.sft``)."""
+        from learners.sft import demo_env_kwargs, encode_turn, expert_demonstrations
+        from sdar_gym.agent import TextAgent, agent_spec
+        from sdar_gym.registration import env_entry
+
+        cfg = self.cfg
+        if cfg.demo_games < 1:
+            raise ConfigError(f"demo_coef > 0 needs demo_games >= 1, got {cfg.demo_games}")
+        name = env_entry(cfg.env).name
+        if TextAgent(name, self.agent).spec.history_length != agent_spec(name).history_length:
+            raise ConfigError(f"the expert demonstrations of demo_coef show {agent_spec(name).history_length} history pairs, "
+                              f"as the env's agent does; this run shows {cfg.history_length}: drop --history-length or demo_coef")
+        rows = expert_demonstrations(cfg.env, cfg.demo_games, demo_env_kwargs(cfg.env, self.env_kwargs), cfg.max_turns, cfg.seed, self.tasks)
+        print(f"demo_coef {self.learner.config.demo_coef}: {len(rows)} expert turns of {min(cfg.demo_games, len(self.tasks))} training games", flush=True)
+        return [encode_turn(self.policy.tokenizer, messages, response) for messages, response, *_ in rows]
 
     def _held_out(self) -> tuple[dict[str, Any], list[Any]]:
         """Validation's env arguments and tasks: a fixed sample, stratified by task type, of the held-out split."""

@@ -95,8 +95,8 @@ def test_a_stopped_learning_benchmark_resumes_with_its_finished_runs(tmp_path, m
 
 
 def test_a_learning_benchmark_run_trains_as_its_command_line_asks(tmp_path, monkeypatch):
-    """``--lora-rank`` and ``--temperature`` reach the trainer of every RL run; without them the runs
-    fine-tune every weight and sample at 1.0."""
+    """``--lora-rank``, ``--temperature`` and ``--demo-coef``/``--demo-games`` reach the trainer of every RL run;
+    without them the runs fine-tune every weight, sample at 1.0 and learn from no demonstrations."""
     import pytest
 
     from benchmarks import learning
@@ -108,8 +108,10 @@ def test_a_learning_benchmark_run_trains_as_its_command_line_asks(tmp_path, monk
         raise _Stopped
 
     monkeypatch.setattr(learning, "Trainer", capture)
-    for argv, rank, temperature in ((["--lora-rank", "8", "--temperature", "0.5"], 8, 0.5), ([], 0, 1.0)):
+    asked = ["--lora-rank", "8", "--temperature", "0.5", "--demo-coef", "0.1", "--demo-games", "50"]
+    for argv, rank, temperature, demo in ((asked, 8, 0.5, ("0.1", 50)), ([], 0, 1.0, ("0.0", 200))):
         args = learning.parser().parse_args(argv)
         with pytest.raises(_Stopped):
             learning.rl_run("grpo", 0, "warm", {}, [], {}, args, tmp_path)
         assert (built[-1].lora_rank, built[-1].temperature) == (rank, temperature)
+        assert (built[-1].learner_args["demo_coef"], built[-1].demo_games) == demo

@@ -170,6 +170,34 @@ def test_grpo_update_raises_logprob_of_rewarded_responses(tokenizer):
     assert lp(good) > before[0] and lp(bad) < before[1]
 
 
+def test_demo_coef_trains_on_demonstrations_beside_rl(tokenizer):
+    """PPO-ptx's term: with equal rewards (no RL signal, no KL or entropy) the update leaves the policy as it is,
+    unless demo_coef > 0, when it raises the demonstrations' likelihood; it also reports their NLL."""
+    base = tiny_policy(tokenizer)
+    eps = episodes(tokenizer, base, rewards=(5.0, 5.0))
+    demo = (tokenizer.apply_chat_template([{"role": "user", "content": "your task is put a apple in fridge"}], add_generation_prompt=True, return_dict=False),
+            tokenizer("go to fridge 1 open fridge 1", add_special_tokens=False)["input_ids"])
+
+    def nll(policy):
+        with torch.no_grad():
+            return -policy.response_logprobs([demo[0]], [demo[1]])[0].mean().item()
+
+    quiet = {"lr": 3e-3, "kl_coef": 0.0, "entropy_coef": 0.0}
+    off, on = copy.deepcopy(base), copy.deepcopy(base)
+    make_learner("grpo", off, overrides=quiet).update(eps)
+    assert all(torch.equal(x, y) for x, y in zip(params(base), params(off)))
+    learner = make_learner("grpo", on, overrides={**quiet, "demo_coef": 1.0, "demo_batch": 2})
+    learner.demonstrations = [demo]
+    metrics = learner.update(eps)
+    assert metrics["train/demo_nll"] == pytest.approx(nll(base), rel=1e-4)
+    assert nll(on) < nll(base)
+    with pytest.raises(ConfigError, match="needs expert demonstrations"):
+        make_learner("grpo", copy.deepcopy(base), overrides={"demo_coef": 1.0}).update(eps)
+    for bad in ({"demo_coef": -1.0}, {"demo_coef": float("nan")}, {"demo_batch": 0}):
+        with pytest.raises(ConfigError, match="demo_coef must be"):
+            make_learner("grpo", copy.deepcopy(base), overrides=bad)
+
+
 def test_tuned_update_threads_probe_both_passes_and_restore_the_callers_count(tokenizer, monkeypatch):
     """``tune_threads``: the scoring passes and the gradient micro-batches each run on the counts being timed,
     the result is the untuned update's up to float rounding, and the rollout's count is back afterwards."""

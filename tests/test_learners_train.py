@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -649,7 +650,7 @@ def test_sft_dagger_rounds_play_the_policy_and_train_on_every_labeled_state_so_f
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=str(tmp_path / "m")), with_reference=False)
 
     def logprob(response):
-        prompt, ids = sft._encode(policy.tokenizer, stuck, response)
+        prompt, ids = sft.encode_turn(policy.tokenizer, stuck, response)
         with torch.no_grad():
             return float(policy.response_logprobs([prompt], [ids])[0].sum())
 
@@ -671,3 +672,22 @@ def test_a_lora_adapter_starts_from_the_runs_seed(tiny_model, tmp_path):
     first, after_other_draws, other_seed = adapter(0, 1), adapter(0, 5), adapter(1, 1)
     assert first and all(torch.equal(first[n], after_other_draws[n]) for n in first)
     assert any(not torch.equal(first[n], other_seed[n]) for n in first)
+
+
+def test_demo_coef_trains_on_the_experts_turns_of_training_games(tiny_model, tmp_path, capsys):
+    """``--learner-args demo_coef``: the trainer has the env's expert play ``demo_games`` training tasks and hands
+    their turns, in the rollout's prompts, to the learner, whose update reports their NLL."""
+    from learners.trainer import Trainer
+
+    args = train_args("search-qa", tiny_model, tmp_path / "run", steps=1, demo_games=3, learner="grpo",
+                      learner_args={"lr": "1e-3", "demo_coef": "0.5", "demo_batch": "4"})
+    trainer = Trainer(args)
+    demos = trainer.learner.demonstrations
+    assert demos and all(prompt and response[-1] == trainer.policy.tokenizer.eos_token_id for prompt, response in demos)
+    assert "demo_coef 0.5:" in capsys.readouterr().out
+    assert trainer.train()["train/demo_nll"] > 0
+    with pytest.raises(ConfigError, match="demo_games >= 1"):
+        Trainer(replace(args, demo_games=0, output=tmp_path / "zero"))
+    with pytest.raises(ConfigError, match="history pairs"):
+        Trainer(replace(args, history_length=1, output=tmp_path / "history"))
+    assert Trainer(replace(args, learner_args={"lr": "1e-3"}, output=tmp_path / "off")).learner.demonstrations == []  # off: no expert games
