@@ -128,6 +128,12 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     return {"learner": learner, "seed": seed, "final": final, "curve": curve, "steps": steps, "wall_s": time.perf_counter() - started, "gate_over_training": gate}
 
 
+def runs_folder(args) -> Path:
+    """Where this benchmark's RL runs keep their folders (each emptied when its run starts): one per --output, so
+    that two benchmarks running at once never delete each other's runs."""
+    return Path("runs") / f"bench-{args.output.stem}"
+
+
 UNRELATED_TO_RESULTS = ("jobs", "output", "plot_only", "speed_rounds", "speed_repeats", "threads")
 """Options that change how the benchmark runs, not what its RL runs measure: a resumed benchmark may differ in these."""
 
@@ -398,7 +404,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(before, indent=1))
         return before
 
-    out_dir = Path("runs") / "bench-learning"
+    out_dir = runs_folder(args)
     jobs = [(lrn, seed, warm, env_kwargs, rl_tasks, held_out, args, out_dir) for seed in range(args.seeds) for lrn in args.learners]
     runs = kept["runs"] if kept else []
     done = {(r["learner"], r["seed"]) for r in runs}

@@ -115,3 +115,12 @@ def test_a_learning_benchmark_run_trains_as_its_command_line_asks(tmp_path, monk
             learning.rl_run("grpo", 0, "warm", {}, [], {}, args, tmp_path)
         assert (built[-1].lora_rank, built[-1].temperature) == (rank, temperature)
         assert (built[-1].learner_args["demo_coef"], built[-1].demo_games) == demo
+
+
+def test_two_learning_benchmarks_keep_their_runs_apart():
+    """Each RL run empties its folder when it starts: two benchmarks with different --output must not share one."""
+    from benchmarks import learning
+
+    a, b = (learning.parser().parse_args(["--output", out]) for out in ("results/a.json", "results/b.json"))
+    assert learning.runs_folder(a) != learning.runs_folder(b)
+    assert learning.runs_folder(learning.parser().parse_args([])).name == "bench-learning"  # the committed run's folder, as before
