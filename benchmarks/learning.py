@@ -38,6 +38,7 @@ import shutil
 import statistics
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -105,6 +106,8 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
         max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, choose_admissible=args.choose_admissible, lora_rank=args.lora_rank,
         learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches), "demo_coef": str(args.demo_coef)}, demo_games=args.demo_games, progress=False, tensorboard=False,
     )
+    if args.no_reward:  # the control: every score 0, so every advantage is 0
+        cfg = replace(cfg, win_reward=0.0, invalid_penalty=0.0, progress_reward=0.0, no_effect_penalty=0.0)
     trainer = Trainer(cfg)
     trainer.tasks = list(train_tasks)  # RL only ever sees training games; held-out games are for evaluation
     curve = []
@@ -354,6 +357,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--lora-rank", type=int, default=0, help="train a LoRA adapter of this rank instead of every weight (0: full fine-tuning, the released default: verl/trainer/config/ppo_trainer.yaml lora_rank 0)")
     ap.add_argument("--demo-coef", type=float, default=0.0, help="weight of a supervised loss on expert turns beside RL (PPO-ptx; sdar-gym's own, 0 in the released code)")
     ap.add_argument("--demo-games", type=int, default=200, help="training games the expert plays for --demo-coef's turns")
+    ap.add_argument("--no-reward", action="store_true", help="a control: every RL run's rewards are 0 (win, format penalty, shaping), so its updates carry no reward signal and move the policy only by the KL and entropy terms and --demo-coef's loss; the rollouts (and the env's progress reports) are as without it")
     ap.add_argument("--mini-batches", type=int, default=4, help="optimizer steps per RL step (PPO-style mini-batches of the step's turns)")
     ap.add_argument("--no-effect-penalty", type=float, default=0.0, help="penalty of a well-formed action that did nothing (sdar-gym's own; 0 in the released code)")
     ap.add_argument("--progress-reward", type=float, default=0.0, help="per-turn reward per step of progress toward the goal (sdar-gym's own; 0 in the released code)")

@@ -96,10 +96,12 @@ def test_a_stopped_learning_benchmark_resumes_with_its_finished_runs(tmp_path, m
 
 def test_a_learning_benchmark_run_trains_as_its_command_line_asks(tmp_path, monkeypatch):
     """``--lora-rank``, ``--temperature`` and ``--demo-coef``/``--demo-games`` reach the trainer of every RL run;
-    without them the runs fine-tune every weight, sample at 1.0 and learn from no demonstrations."""
+    without them the runs fine-tune every weight, sample at 1.0 and learn from no demonstrations. ``--no-reward``
+    (the control) zeroes every reward of the run while its env still reports progress."""
     import pytest
 
     from benchmarks import learning
+    from sdar_gym.registration import parse_env_kwargs
 
     built = []
 
@@ -115,6 +117,13 @@ def test_a_learning_benchmark_run_trains_as_its_command_line_asks(tmp_path, monk
             learning.rl_run("grpo", 0, "warm", {}, [], {}, args, tmp_path)
         assert (built[-1].lora_rank, built[-1].temperature) == (rank, temperature)
         assert (built[-1].learner_args["demo_coef"], built[-1].demo_games) == demo
+        assert (built[-1].win_reward, built[-1].invalid_penalty) == (None, None)  # the preset's rewards
+    args = learning.parser().parse_args(["--no-reward", "--progress-reward", "1"])
+    with pytest.raises(_Stopped):
+        learning.rl_run("grpo", 0, "warm", {}, [], {}, args, tmp_path)
+    control = built[-1]
+    assert (control.win_reward, control.invalid_penalty, control.progress_reward, control.no_effect_penalty) == (0.0, 0.0, 0.0, 0.0)
+    assert parse_env_kwargs(control.env_kwargs).get("progress") in (True, "true", "True")  # the env still reports progress: the same rollouts
 
 
 def test_two_learning_benchmarks_keep_their_runs_apart():
