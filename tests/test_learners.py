@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from learners.algorithms import LEARNERS, learner_entry, make_config, make_learner
+from learners.base import NonFiniteLossError
 from learners.policy_model import PolicyModel, PolicyModelConfig
 from learners.teacher import SkillContext, insert_context, user_header_ids
 from sdar_gym.core import ConfigError
@@ -191,6 +192,12 @@ def test_demo_coef_trains_on_demonstrations_beside_rl(tokenizer):
     metrics = learner.update(eps)
     assert metrics["train/demo_nll"] == pytest.approx(nll(base), rel=1e-4)
     assert nll(on) < nll(base)
+    broken = make_learner("grpo", copy.deepcopy(base), overrides={**quiet, "demo_coef": 1.0})
+    broken.demonstrations = [demo]
+    broken._demo_nll = lambda draw: torch.tensor(float("nan"), requires_grad=True)  # e.g. an overflow in a long demonstration
+    with pytest.raises(NonFiniteLossError, match="'demo_nll'"):
+        broken.update(eps)
+    assert all(torch.equal(x, y) for x, y in zip(params(base), params(broken.policy)))  # stopped before the optimizer step
     with pytest.raises(ConfigError, match="needs expert demonstrations"):
         make_learner("grpo", copy.deepcopy(base), overrides={"demo_coef": 1.0}).update(eps)
     for bad in ({"demo_coef": -1.0}, {"demo_coef": float("nan")}, {"demo_batch": 0}):
