@@ -94,7 +94,7 @@ class LearnerConfig:
     agree while the demonstrations hold it near its warm start's imitation elsewhere. sdar-gym's own: the
     released code has no such term (0); the trainer supplies the demonstrations (``--demo-games``)."""
     demo_batch: int = 8
-    """Demonstration turns in that loss per optimizer step."""
+    """Demonstration turns in that loss per optimizer step and process (each process draws its own)."""
 
 
 @dataclass
