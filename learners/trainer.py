@@ -326,8 +326,10 @@ class Trainer:
         if TextAgent(name, self.agent).spec.history_length != agent_spec(name).history_length:
             raise ConfigError(f"the expert demonstrations of demo_coef show {agent_spec(name).history_length} history pairs, "
                               f"as the env's agent does; this run shows {cfg.history_length}: drop --history-length or demo_coef")
+        games = min(cfg.demo_games, len(self.tasks))
+        print(f"demo_coef {self.learner.config.demo_coef}: the {cfg.env} expert plays {games} training games (cached for later runs)", flush=True)
         rows = expert_demonstrations(cfg.env, cfg.demo_games, demo_env_kwargs(cfg.env, self.env_kwargs), cfg.max_turns, cfg.seed, self.tasks)
-        print(f"demo_coef {self.learner.config.demo_coef}: {len(rows)} expert turns of {min(cfg.demo_games, len(self.tasks))} training games", flush=True)
+        print(f"demo_coef {self.learner.config.demo_coef}: {len(rows)} expert turns of {games} training games", flush=True)
         return [encode_turn(self.policy.tokenizer, messages, response) for messages, response, *_ in rows]
 
     def _held_out(self) -> tuple[dict[str, Any], list[Any]]:
