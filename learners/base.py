@@ -345,8 +345,7 @@ class PolicyGradientLearner:
                         loss = loss * weight * self.dp.world_size
                         if c.demo_coef and j == n_micro - 1:  # once per optimizer step on every process, averaged by the engine
                             demo = self._demo_nll(f"{self.updates}/{epoch}/{m}/{self.dp.rank}")
-                            if not math.isfinite(demo.item()):
-                                raise NonFiniteLossError("demo_nll", demo.item())
+                            _check_finite(demo, {"demo_nll": demo.detach()})
                             sums["demo_nll"] += demo.item()
                             loss = loss + c.demo_coef * demo
                         self.dp.backward(loss, self.policy.scorer, sync=j == n_micro - 1)
