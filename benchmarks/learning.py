@@ -18,6 +18,9 @@
 Reports per split and learner: the warm start's and each seed's greedy success, the mean gain with a
 95% bootstrap interval (games resampled, seeds averaged), SDAR minus GRPO and GRPO+OPSD likewise,
 each run's wall time and its SDAR gate statistics over training (gate mean, active ratio, gap).
+With ``--sampled-evals K`` each held-out game is also played K times at the released validation
+temperature (0.4), and the same is reported over each game's win rate. ``--against CONTROL`` compares
+two finished reports seed by seed (e.g. a run against its ``--no-reward`` control).
 
 Each finished run is kept in ``<output>.partial.json`` as it ends; the same command, rerun after a
 stop, resumes from it (options that only change how it runs, such as ``--jobs``, may differ).
@@ -87,11 +90,23 @@ def held_out_eval(model_dir: str, held_out: dict[str, tuple[dict, list]], args) 
 
 
 def eval_policy(policy: PolicyModel, env_kwargs: dict, tasks: list, args) -> dict:
-    sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=args.eval_temperature)
-    episodes = evaluate(policy, "alfworld", env_kwargs, tasks, args.max_turns, args.num_envs, sampling, seed=EVAL_SEED, choose_admissible=args.choose_admissible)
+    """One episode per game at ``--eval-temperature`` (greedy by default); with ``--sampled-evals K``,
+    also K episodes per game at ``--sampled-temperature``, whose per-game win rates go in ``sampled``."""
+    def play(temperature: float, repeats: int) -> list:
+        sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=temperature)
+        played = [t for t in tasks for _ in range(repeats)]  # episode i samples from seed (EVAL_SEED, i): each repeat its own
+        return evaluate(policy, "alfworld", env_kwargs, played, args.max_turns, args.num_envs, sampling, seed=EVAL_SEED, choose_admissible=args.choose_admissible)
+
+    episodes = play(args.eval_temperature, 1)
     table = table_for("alfworld", episodes)
-    return {"success": table["All"] / 100.0, "table": table, "won": [int(e.won) for e in episodes],
-            "invalid_action_ratio": sum(not t.action_valid for e in episodes for t in e.turns) / max(1, sum(len(e.turns) for e in episodes))}
+    out = {"success": table["All"] / 100.0, "table": table, "won": [int(e.won) for e in episodes],
+           "invalid_action_ratio": sum(not t.action_valid for e in episodes for t in e.turns) / max(1, sum(len(e.turns) for e in episodes))}
+    if args.sampled_evals:
+        k = args.sampled_evals
+        wins = [int(e.won) for e in play(args.sampled_temperature, k)]
+        rates = [sum(wins[i * k:(i + 1) * k]) / k for i in range(len(tasks))]
+        out["sampled"] = {"success": statistics.mean(rates), "won": rates, "episodes": len(wins), "temperature": args.sampled_temperature}
+    return out
 
 
 def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: list, held_out: dict, args, out_dir: Path) -> dict:
@@ -201,6 +216,14 @@ def summarize(before: dict, runs: list[dict], learners: list[str]) -> dict:
                 "gain_ci95": bootstrap_ci(gains[lrn]),
                 "seeds_below_warm_start": sum(a["success"] < base["success"] for a in after),
             }
+            if "sampled" in base:  # --sampled-evals: the same, over each game's win rate
+                sampled = [a["sampled"] for a in after]
+                row[lrn]["sampled"] = {
+                    "warm_start": base["sampled"]["success"],
+                    "after_per_seed": [a["success"] for a in sampled],
+                    "gain_mean": statistics.mean(a["success"] for a in sampled) - base["sampled"]["success"],
+                    "gain_ci95": bootstrap_ci([[a["won"][g] - w for a in sampled] for g, w in enumerate(base["sampled"]["won"])]),
+                }
         for other in ("grpo", "grpo_opsd"):
             if "sdar" in gains and other in gains:
                 diff = [[statistics.mean(s) - statistics.mean(o)] for s, o in zip(gains["sdar"], gains[other])]
@@ -209,12 +232,43 @@ def summarize(before: dict, runs: list[dict], learners: list[str]) -> dict:
     return out
 
 
+def paired_against(report: dict, control: dict) -> dict:
+    """Each learner of ``report`` minus the same learner and seed of ``control`` (another run of this
+    benchmark, e.g. ``--no-reward``), on the held-out games pooled (not the RL games): per-seed
+    differences of greedy success, and of the sampled win rate when both have ``--sampled-evals``,
+    with a 95% bootstrap interval over games (each game's difference averaged over seeds)."""
+    def held_out(run: dict) -> list[dict]:
+        return [split for name, split in run["final"]["splits"].items() if name != "rl_games"]
+
+    def held_out_games(run: dict, key: str) -> list[float]:
+        return [w for split in held_out(run) for w in (split["sampled"]["won"] if key == "sampled" else split["won"])]
+
+    theirs = {(r["learner"], r["seed"]): r for r in control["runs"]}
+    out: dict = {}
+    for lrn in dict.fromkeys(r["learner"] for r in report["runs"]):
+        pairs = [(r, theirs[(lrn, r["seed"])]) for r in report["runs"] if r["learner"] == lrn and (lrn, r["seed"]) in theirs]
+        if not pairs:
+            continue
+        row: dict = {"seeds": [r["seed"] for r, _ in pairs]}
+        sampled_in_both = all("sampled" in split for pair in pairs for run in pair for split in held_out(run))
+        for key in ("greedy", "sampled") if sampled_in_both else ("greedy",):
+            per_seed = [[a - b for a, b in zip(held_out_games(r, key), held_out_games(c, key))] for r, c in pairs]
+            row[key] = {"diff_per_seed": [statistics.mean(d) for d in per_seed],
+                        "diff_mean": statistics.mean(statistics.mean(d) for d in per_seed),
+                        "diff_ci95": bootstrap_ci([list(g) for g in zip(*per_seed)])}
+        out[lrn] = row
+    return out
+
+
 def _eval_all(policy: PolicyModel, held_out: dict[str, tuple[dict, list]], args) -> dict:
     """Per-split results, and ``success`` over the held-out games (not the RL games) together."""
     per = {split: eval_policy(policy, kw, tasks, args) for split, (kw, tasks) in held_out.items()}
     n = {split: len(tasks) for split, (_, tasks) in held_out.items()}
     pooled = [s for s in per if s != "rl_games"] or list(per)  # held-out games only, when there are any
-    return {"success": sum(per[s]["success"] * n[s] for s in pooled) / sum(n[s] for s in pooled), "splits": per}
+    out = {"success": sum(per[s]["success"] * n[s] for s in pooled) / sum(n[s] for s in pooled), "splits": per}
+    if args.sampled_evals:
+        out["sampled_success"] = sum(per[s]["sampled"]["success"] * n[s] for s in pooled) / sum(n[s] for s in pooled)
+    return out
 
 
 def _rss_mb() -> float:
@@ -366,7 +420,12 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--skills-embedder", default="hashing")
     ap.add_argument("--eval-every", type=int, default=4)
     ap.add_argument("--temperature", type=float, default=1.0, help="rollout sampling temperature (the released default: verl/trainer/config/ppo_trainer.yaml rollout.temperature 1.0)")
-    ap.add_argument("--eval-temperature", type=float, default=0.0)
+    ap.add_argument("--eval-temperature", type=float, default=0.0, help="temperature of the one episode per held-out game (0: greedy, the issue's measure)")
+    ap.add_argument("--sampled-evals", type=int, default=0,
+                    help="also play each held-out game this many times at --sampled-temperature and report the win rate beside greedy success "
+                         "(more episodes per game: a smaller change stands out from noise)")
+    ap.add_argument("--sampled-temperature", type=float, default=0.4,
+                    help="temperature of --sampled-evals (the released validation: rollout.val_kwargs temperature 0.4, do_sample True, examples/grpo_trainer/run_alfworld.sh)")
     ap.add_argument("--speed-rounds", type=int, default=2, help="fresh processes per learner, alternating GRPO and SDAR (0: skip)")
     ap.add_argument("--speed-repeats", type=int, default=2, help="timed updates per process, after the first")
     ap.add_argument("--threads", type=int, default=1)
@@ -374,12 +433,26 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--sft-skip-types", nargs="*", default=[], help="task types without expert demonstrations")
     ap.add_argument("--output", type=Path, default=Path(__file__).resolve().parent / "results" / "learning.json")
     ap.add_argument("--plot-only", action="store_true", help="redraw the PNG of curves from an existing --output JSON")
+    ap.add_argument("--against", type=Path, default=None,
+                    help="compare an existing --output JSON with this one (e.g. a --no-reward control of the same seeds), learner by learner "
+                         "and seed by seed, on the pooled held-out games; writes <output>_vs_<against>.json")
     return ap
 
 
 def main(argv: list[str] | None = None) -> dict:
     ap = parser()
     args = ap.parse_args(argv)
+    if args.against:
+        try:
+            reports = [json.loads(path.read_text()) for path in (args.output, args.against)]
+            paired = paired_against(*reports)
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as e:
+            raise SystemExit(f"--against compares two finished reports of this benchmark: {args.output} and {args.against} ({type(e).__name__}: {e})")
+        comparison = {"report": str(args.output), "against": str(args.against), "paired": paired}
+        path = atomic_write_json(args.output.with_name(f"{args.output.stem}_vs_{args.against.stem}.json"), comparison)
+        print(json.dumps(comparison["paired"], indent=1))
+        print(f"wrote {path}")
+        return comparison
     if args.plot_only:
         print(plot_curves(json.loads(args.output.read_text()), args.output.with_suffix(".png")))
         return {}

@@ -133,3 +133,63 @@ def test_two_learning_benchmarks_keep_their_runs_apart():
     a, b = (learning.parser().parse_args(["--output", out]) for out in ("results/a.json", "results/b.json"))
     assert learning.runs_folder(a) != learning.runs_folder(b)
     assert learning.runs_folder(learning.parser().parse_args([])).name == "bench-learning"  # the committed run's folder, as before
+
+
+def test_sampled_evals_report_each_games_win_rate_beside_greedy(monkeypatch):
+    """``--sampled-evals K`` plays each held-out game K more times at ``--sampled-temperature``; a game's K
+    episodes make its win rate, and the summary's sampled gain is taken over those rates."""
+    from types import SimpleNamespace
+
+    from benchmarks import learning
+
+    played = []
+
+    def fake_evaluate(policy, env, env_kwargs, tasks, max_turns, batch, sampling, seed, choose_admissible):
+        played.append((list(tasks), sampling.temperature))
+        # greedy wins game "a" only; sampled, game "a" wins its first repeat, game "b" all of its repeats
+        wins = [t == "a" for t in tasks] if sampling.temperature == 0 else [t == "b" or i % 3 == 0 for i, t in enumerate(tasks)]
+        return [SimpleNamespace(won=w, turns=[]) for w in wins]
+
+    monkeypatch.setattr(learning, "evaluate", fake_evaluate)
+    monkeypatch.setattr(learning, "table_for", lambda env, eps: {"All": 100.0 * sum(e.won for e in eps) / len(eps)})
+    args = learning.parser().parse_args(["--sampled-evals", "3"])
+    result = learning.eval_policy(None, {}, ["a", "b"], args)
+    assert played == [(["a", "b"], 0.0), (["a", "a", "a", "b", "b", "b"], 0.4)]  # the released validation temperature by default
+    assert result["won"] == [1, 0] and result["success"] == 0.5
+    assert result["sampled"]["won"] == [1 / 3, 1.0] and result["sampled"]["episodes"] == 6
+
+    before = {"splits": {"s": {"success": 0.5, "won": [1, 0], "sampled": {"success": 0.5, "won": [0.5, 0.5]}}}}
+    after = {"learner": "grpo", "final": {"splits": {"s": result}}}
+    row = learning.summarize(before, [after], ["grpo"])["s"]["grpo"]
+    assert abs(row["sampled"]["gain_mean"] - (2 / 3 - 0.5)) < 1e-9 and row["gain_mean"] == 0.0
+    assert "sampled" not in learning.eval_policy(None, {}, ["a"], learning.parser().parse_args([]))  # off by default
+
+
+def test_a_learning_report_is_compared_with_its_control_seed_by_seed(tmp_path):
+    """``--against``: per learner and seed, report minus control on the pooled held-out games (never the RL games)."""
+    import json
+
+    import pytest
+
+    from benchmarks import learning
+
+    def run(seed, held, rl, sampled=None):
+        splits = {"valid_seen": {"won": held, **({"sampled": {"won": sampled}} if sampled else {})}, "rl_games": {"won": rl}}
+        return {"learner": "grpo", "seed": seed, "final": {"splits": splits}}
+
+    report = {"runs": [run(0, [1, 1], [1], [0.5, 1.0]), run(1, [1, 0], [1], [0.5, 0.0])]}
+    control = {"runs": [run(0, [0, 1], [0], [0.0, 1.0]), run(1, [1, 0], [0], [0.5, 0.5]), run(2, [0, 0], [0], [0.0, 0.0])]}
+    paired = learning.paired_against(report, control)["grpo"]
+    assert paired["seeds"] == [0, 1]  # seed 2 ran only in the control
+    assert paired["greedy"]["diff_per_seed"] == [0.5, 0.0] and paired["greedy"]["diff_mean"] == 0.25
+    assert paired["sampled"]["diff_per_seed"] == [0.25, -0.25]
+    del control["runs"][0]["final"]["splits"]["valid_seen"]["sampled"]
+    assert "sampled" not in learning.paired_against(report, control)["grpo"]  # only when both have it
+
+    (tmp_path / "a.json").write_text(json.dumps(report))
+    (tmp_path / "b.json").write_text("{}")
+    with pytest.raises(SystemExit, match="two finished reports"):
+        learning.main(["--output", str(tmp_path / "a.json"), "--against", str(tmp_path / "b.json")])
+    (tmp_path / "b.json").write_text(json.dumps(control))
+    learning.main(["--output", str(tmp_path / "a.json"), "--against", str(tmp_path / "b.json")])
+    assert json.loads((tmp_path / "a_vs_b.json").read_text())["paired"]["grpo"]["greedy"]["diff_mean"] == 0.25
