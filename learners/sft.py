@@ -58,6 +58,10 @@ class SFTArgs:
     (README, "The built-in tiny policy"): it is for exercising the pipeline, not for results."""
     num_layers: int = 3
     max_turns: int = 30
+    history_length: int | None = None
+    """Past (observation, action) pairs in each demonstration prompt (None: the env's own, 2 for ALFWorld,
+    as ``train`` shows them). A policy built with another value should be trained with the same
+    ``train --history-length``; ``sft.json`` records it."""
     demo_noise: float = 0.0
     """Share of demonstration turns on which the expert slips (a random move, or its last one again),
     as in DART; those turns are not learned from, the expert's recovery after them is, so that a
@@ -129,6 +133,12 @@ def is_built(folder: Path) -> bool:
     return meta.exists() and json.loads(meta.read_text(encoding="utf-8")).get("recipe") == RECIPE_VERSION
 
 
+def built_history_length(folder: str | os.PathLike) -> int | None:
+    """The past turns shown in the prompts that the tiny policy in ``folder`` learned from (None: not one that sft built)."""
+    meta = Path(folder) / "sft.json"
+    return json.loads(meta.read_text(encoding="utf-8")).get("history_length") if meta.is_file() else None
+
+
 def demo_env_kwargs(env: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """The env spec's demonstration settings (``EnvSpec.demo_env_kwargs``) updated by ``overrides``."""
     from sdar_gym.registration import env_entry
@@ -169,9 +179,11 @@ def expert_demonstrations(
     tasks: list[Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
     noise: float = 0.0,
+    history_length: int | None = None,
 ) -> list[tuple[list[dict[str, str]], str, str, str]]:
     """(chat messages, expert response text, task, task type) of each turn of won expert episodes,
     leaving out the turns where the expert slipped on purpose (``noise``, see :class:`ExpertPolicy`).
+    The prompts show ``history_length`` past turns (None: the env agent's own).
 
     ``games`` tasks are drawn (seeded) from ``tasks`` (default: all of the env's tasks). The result
     is cached as JSONL under ``sdar_gym_home()/demos`` keyed by these arguments, because the
@@ -182,7 +194,9 @@ def expert_demonstrations(
     from sdar_gym.rollout import ExpertPolicy, collect
 
     chosen = _draw_tasks(env, env_kwargs, tasks, games, seed, "demonstration")
-    key = hashlib.sha256(json.dumps(["with-task", DEMO_VERSION, env, sorted(env_kwargs.items()), max_turns, seed, chosen, noise], default=str).encode()).hexdigest()[:16]
+    agent = _agent(env, history_length)
+    key = hashlib.sha256(json.dumps(["with-task", DEMO_VERSION, env, sorted(env_kwargs.items()), max_turns, seed, chosen, noise, agent.spec.history_length],
+                                    default=str).encode()).hexdigest()[:16]
     cache = sdar_gym_home() / "demos" / f"{env}-{key}.jsonl"
     if cache.exists():
         if on_progress is not None:
@@ -191,7 +205,7 @@ def expert_demonstrations(
 
     async def play(pool, part: list, offset: int):
         expert = ExpertPolicy(env, noise=noise, seed=seed + offset)
-        episodes = await collect(expert, pool, part, group_size=1, max_turns=max_turns, seed=seed + offset)
+        episodes = await collect(expert, pool, part, group_size=1, max_turns=max_turns, seed=seed + offset, agent=agent)
         return episodes, [
             (t.messages, t.response_text, t.task, t.task_type)
             for k, e in enumerate(episodes) if e.won
@@ -235,6 +249,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         demos = expert_demonstrations(
             args.env, args.games, env_kwargs, args.max_turns, args.seed, tasks,
             on_progress=lambda done, total: bar.update(stage, completed=done, total=total), noise=args.demo_noise,
+            history_length=args.history_length,
         )
         bar.update(stage, status=f"{len(demos)} turns")
 
@@ -278,7 +293,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
             stage = bar.add(f"{3 + round_}/{stages} DAgger round {round_}: the policy plays {args.dagger_games} games, the expert labels", total=args.dagger_games)
             rows, won = dagger_labels(
                 policy, args.env, env_kwargs, args.dagger_games, args.max_turns, args.seed + round_, tasks,
-                on_progress=lambda done, n, stage=stage: bar.update(stage, completed=done, total=n),
+                on_progress=lambda done, n, stage=stage: bar.update(stage, completed=done, total=n), history_length=args.history_length,
             )
             labeled_states += len(rows)
             dagger_won.append(won)
@@ -296,6 +311,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         "games": args.games,
         "games_won": len({d[2] for d in demos if len(d) > 2}),
         "epochs": args.epochs,
+        "history_length": _agent(args.env, args.history_length).spec.history_length,
         "teacher_fraction": args.teacher_fraction,
         "prompt_loss_weight": args.prompt_loss_weight,
         "demo_noise": args.demo_noise,
@@ -358,11 +374,12 @@ class _ExpertLabels:
 def dagger_labels(
     policy, env: str, env_kwargs: dict[str, Any], games: int, max_turns: int, seed: int, tasks: list[Any] | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    history_length: int | None = None,
 ) -> tuple[list[tuple[list[dict[str, str]], str, str, str]], int]:
     """(chat messages, expert response text, task, task type) of every state ``policy`` visits when it
     plays ``games`` tasks (seeded draw from ``tasks``, default all of the env's) greedily, and how many
     of those games it won: one DAgger round's data. Played inline in chunks, calling
-    ``on_progress(done, total)`` after each."""
+    ``on_progress(done, total)`` after each; prompts show ``history_length`` past turns (None: the env's)."""
     from learners.settings import CPU_PRESET
     from sdar_gym.rollout import collect
     from sdar_gym.rollout.types import SamplingParams
@@ -373,13 +390,22 @@ def dagger_labels(
 
     async def play(pool, part: list, offset: int):
         labeler = _ExpertLabels(policy.as_policy(max_batch_size=width), env)
-        episodes = await collect(labeler, pool, part, group_size=1, max_turns=max_turns, sampling=sampling, seed=seed + offset)
+        episodes = await collect(labeler, pool, part, group_size=1, max_turns=max_turns, sampling=sampling, seed=seed + offset,
+                                 agent=_agent(env, history_length))
         return episodes, [
             (t.messages, labeler.answers[k, n], t.task, t.task_type)
             for k, e in enumerate(episodes) for n, t in enumerate(e.turns) if t.messages and (k, n) in labeler.answers
         ]
 
     return _play_in_chunks(env, env_kwargs, chosen, "inline", width, 4 * width, play, on_progress)
+
+
+def _agent(env: str, history_length: int | None):
+    """The env's text agent, showing ``history_length`` past turns (None: its own number)."""
+    from sdar_gym.agent import AgentConfig, TextAgent
+    from sdar_gym.registration import env_entry
+
+    return TextAgent(env_entry(env).name, AgentConfig(history_length=history_length))
 
 
 def _draw_tasks(env: str, env_kwargs: dict[str, Any], tasks: list[Any] | None, games: int, seed: int, what: str) -> list[Any]:

@@ -18,6 +18,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -185,10 +186,24 @@ def load_policy(cfg: TrainArgs) -> PolicyModel:
         from learners.sft import ensure_tiny_policy
 
         model = str(ensure_tiny_policy(cfg.env, progress=cfg.progress, env_kwargs=parse_env_kwargs(cfg.env_kwargs)))
+    _warn_on_other_history(model, cfg)
     pcfg = PolicyModelConfig(model=model, lora_rank=cfg.lora_rank, dtype=cfg.dtype, device=cfg.device)
     kl = float(cfg.learner_args.get("kl_coef", learner_entry(cfg.learner).config_cls.kl_coef))  # type: ignore[arg-type]
     torch.manual_seed(cfg.seed)  # a LoRA adapter's random init follows the run's seed, whatever the process drew before
     return PolicyModel.from_pretrained(pcfg, with_reference=kl > 0)
+
+
+def _warn_on_other_history(model: str, cfg: TrainArgs) -> None:
+    """A tiny policy built by ``sdar-gym sft --history-length N`` learned prompts with N past turns; warn when this run shows another number."""
+    from learners.sft import built_history_length
+    from sdar_gym.agent import AgentConfig, TextAgent
+    from sdar_gym.registration import env_entry
+
+    built = built_history_length(model)
+    shown = TextAgent(env_entry(cfg.env).name, AgentConfig(history_length=cfg.history_length)).spec.history_length
+    if built is not None and built != shown:
+        warnings.warn(f"{model} learned from prompts with {built} past turns (sdar-gym sft --history-length); this run shows {shown}: "
+                      f"pass --history-length {built} to train as it learned", stacklevel=2)
 
 
 def load_skills(cfg: TrainArgs, needed: bool, tokenizer=None) -> SkillContext | None:
@@ -314,21 +329,16 @@ class Trainer:
 
     def _demonstrations(self) -> list[tuple[list[int], list[int]]]:
         """(prompt ids, response ids) of each turn of the env expert's won games on ``demo_games`` of the
-        training tasks, in the rollout's prompts (the warm start's recipe: ``learners.sft``)."""
+        training tasks, in the rollout's prompts (the warm start's recipe: ``learners.sft``), with this run's history length."""
         from learners.sft import demo_env_kwargs, encode_turn, expert_demonstrations
-        from sdar_gym.agent import TextAgent, agent_spec
-        from sdar_gym.registration import env_entry
 
         cfg = self.cfg
         if cfg.demo_games < 1:
             raise ConfigError(f"demo_coef > 0 needs demo_games >= 1, got {cfg.demo_games}")
-        name = env_entry(cfg.env).name
-        if TextAgent(name, self.agent).spec.history_length != agent_spec(name).history_length:
-            raise ConfigError(f"the expert demonstrations of demo_coef show {agent_spec(name).history_length} history pairs, "
-                              f"as the env's agent does; this run shows {cfg.history_length}: drop --history-length or demo_coef")
         games = min(cfg.demo_games, len(self.tasks))
         print(f"demo_coef {self.learner.config.demo_coef}: the {cfg.env} expert plays {games} training games (cached for later runs)", flush=True)
-        rows = expert_demonstrations(cfg.env, cfg.demo_games, demo_env_kwargs(cfg.env, self.env_kwargs), cfg.max_turns, cfg.seed, self.tasks)
+        rows = expert_demonstrations(cfg.env, cfg.demo_games, demo_env_kwargs(cfg.env, self.env_kwargs), cfg.max_turns, cfg.seed, self.tasks,
+                                     history_length=cfg.history_length)
         print(f"demo_coef {self.learner.config.demo_coef}: {len(rows)} expert turns of {games} training games", flush=True)
         return [encode_turn(self.policy.tokenizer, messages, response) for messages, response, *_ in rows]
 

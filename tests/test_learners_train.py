@@ -206,6 +206,7 @@ def test_sft_warm_start_fits_demonstrations_and_is_cached(tmp_path, monkeypatch)
     assert folder == sft.tiny_policy_dir("alfworld")
     meta = json.loads((folder / "sft.json").read_text())
     assert meta["final_loss"] < 0.5 * meta["first_loss"]
+    assert meta["history_length"] == 2  # ALFWorld's own, which train shows by default
     assert sft.ensure_tiny_policy("alfworld", progress=False) == folder and len(calls) == 1  # cached: not rebuilt
     (folder / "sft.json").write_text(json.dumps({**meta, "recipe": sft.RECIPE_VERSION - 1}))
     assert sft.ensure_tiny_policy("alfworld", progress=False) == folder and len(calls) == 2  # an older recipe's model is rebuilt
@@ -217,6 +218,34 @@ def test_sft_warm_start_fits_demonstrations_and_is_cached(tmp_path, monkeypatch)
     tasks = calls[2][5]  # an explicit skip leaves those task types out of the demonstrations
     assert tasks and not any(t.startswith("pick_two_obj_and_place") for t in tasks)
     assert any(t.startswith("pick_and_place_simple") for t in tasks)
+
+
+def test_expert_demonstrations_show_the_history_asked_for(tmp_path, monkeypatch):
+    """``sdar-gym sft --history-length``: the demonstrations' prompts show that many past turns, as a
+    ``train --history-length`` run's prompts do, and are cached apart from the env's own number."""
+    from learners.sft import expert_demonstrations
+
+    monkeypatch.setenv("SDAR_GYM_HOME", str(tmp_path))
+    own = expert_demonstrations("search-qa", 3, {}, 10)  # 4 past turns, Search-QA's own
+    none = expert_demonstrations("search-qa", 3, {}, 10, history_length=0)
+    assert [r[1] for r in none] == [r[1] for r in own]  # the same expert turns
+    lengths = [(len(a[0][-1]["content"]), len(b[0][-1]["content"])) for a, b in zip(own, none)]
+    assert all(b <= a for a, b in lengths) and any(b < a for a, b in lengths)  # later turns lose their history
+    assert len(list((tmp_path / "demos").iterdir())) == 2
+
+
+def test_training_a_policy_built_with_another_history_warns(tmp_path):
+    import warnings
+
+    from learners.trainer import _warn_on_other_history
+
+    (tmp_path / "sft.json").write_text(json.dumps({"history_length": 6}))
+    with pytest.warns(UserWarning, match="--history-length 6"):
+        _warn_on_other_history(str(tmp_path), TrainArgs(env="alfworld"))  # ALFWorld shows 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_on_other_history(str(tmp_path), TrainArgs(env="alfworld", history_length=6))
+        _warn_on_other_history("Qwen/Qwen2.5-1.5B-Instruct", TrainArgs(env="alfworld"))  # not one sft built: nothing to compare
 
 
 def test_sft_demonstrations_default_to_generated_train_games():
@@ -689,6 +718,6 @@ def test_demo_coef_trains_on_the_experts_turns_of_training_games(tiny_model, tmp
     assert trainer.train()["train/demo_nll"] > 0
     with pytest.raises(ConfigError, match="demo_games >= 1"):
         Trainer(replace(args, demo_games=0, output=tmp_path / "zero"))
-    with pytest.raises(ConfigError, match="history pairs"):
-        Trainer(replace(args, history_length=1, output=tmp_path / "history"))
+    shorter = Trainer(replace(args, history_length=0, output=tmp_path / "history")).learner.demonstrations  # the run's own prompts
+    assert len(shorter) == len(demos) and sum(map(len, (p for p, _ in shorter))) < sum(map(len, (p for p, _ in demos)))
     assert Trainer(replace(args, learner_args={"lr": "1e-3"}, output=tmp_path / "off")).learner.demonstrations == []  # off: no expert games
