@@ -51,8 +51,9 @@ import torch  # noqa: E402
 from benchmarks.common import args_as_json, as_cli_env_kwargs, bootstrap_mean_ci  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
-from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
+from learners.sft import SFTArgs, build_sft_policy, built_history_length, demo_env_kwargs  # noqa: E402
 from learners.trainer import EVAL_SEED, Trainer, TrainArgs  # noqa: E402
+from sdar_gym.agent import AgentConfig  # noqa: E402
 from sdar_gym.core import sdar_gym_home  # noqa: E402
 from sdar_gym.io import atomic_write_json  # noqa: E402
 from sdar_gym.processes import exit_with_parent  # noqa: E402
@@ -95,7 +96,8 @@ def eval_policy(policy: PolicyModel, env_kwargs: dict, tasks: list, args) -> dic
     def play(temperature: float, repeats: int) -> list:
         sampling = SamplingParams(max_new_tokens=args.max_new_tokens, temperature=temperature)
         played = [t for t in tasks for _ in range(repeats)]  # episode i samples from seed (EVAL_SEED, i): each repeat its own
-        return evaluate(policy, "alfworld", env_kwargs, played, args.max_turns, args.num_envs, sampling, seed=EVAL_SEED, choose_admissible=args.choose_admissible)
+        return evaluate(policy, "alfworld", env_kwargs, played, args.max_turns, args.num_envs, sampling, seed=EVAL_SEED, choose_admissible=args.choose_admissible,
+                        agent=AgentConfig(history_length=args.history_length))
 
     episodes = play(args.eval_temperature, 1)
     table = table_for("alfworld", episodes)
@@ -116,7 +118,7 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
     env_kwargs = env_kwargs | ({"progress": True} if args.progress_reward else {})  # ALFWorld reports each step's progress
     cfg = TrainArgs(
         learner=learner, env="alfworld", model=warm, steps=args.steps, group_size=args.group_size, tasks_per_step=args.tasks_per_step,
-        max_turns=args.max_turns, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs, preset="cpu",
+        max_turns=args.max_turns, history_length=args.history_length, skills=args.skills, skills_embedder=args.skills_embedder, num_envs=args.num_envs, preset="cpu",
         env_kwargs=as_cli_env_kwargs(env_kwargs), output=run_dir, seed=seed, temperature=args.temperature,
         max_new_tokens=args.max_new_tokens, no_effect_penalty=args.no_effect_penalty, progress_reward=args.progress_reward, choose_admissible=args.choose_admissible, lora_rank=args.lora_rank,
         learner_args={"lr": str(args.lr), "mini_batches": str(args.mini_batches), "demo_coef": str(args.demo_coef)}, demo_games=args.demo_games, progress=False, tensorboard=False,
@@ -416,6 +418,8 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-effect-penalty", type=float, default=0.0, help="penalty of a well-formed action that did nothing (sdar-gym's own; 0 in the released code)")
     ap.add_argument("--progress-reward", type=float, default=0.0, help="per-turn reward per step of progress toward the goal (sdar-gym's own; 0 in the released code)")
     ap.add_argument("--choose-admissible", action="store_true", help="roll out and evaluate through learners.admissible_choice: only listed actions (sdar-gym's own; the released code plays free text)")
+    ap.add_argument("--history-length", type=int, default=None,
+                    help="past turns in each prompt, in RL and evaluation (default: the warm start's, as its sft.json records it, else the env's 2)")
     ap.add_argument("--skills", default="official", help="teacher skill routing (the main job's default; the CPU preset caps it at 800 characters, as the warm start saw it)")
     ap.add_argument("--skills-embedder", default="hashing")
     ap.add_argument("--eval-every", type=int, default=4)
@@ -471,6 +475,8 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error("nothing to evaluate: give --eval-splits or --eval-rl-games")
     warm = str(args.warm_start) if args.warm_start else build_warm_start(args, env_kwargs, train_tasks)
     print(f"warm start: {warm}", flush=True)
+    if args.history_length is None:
+        args.history_length = built_history_length(warm)  # play as the warm start learned
     sft_meta = json.loads((Path(warm) / "sft.json").read_text()) if (Path(warm) / "sft.json").is_file() else {}
     partial = args.output.with_suffix(".partial.json")
     settings = run_settings(args)

@@ -6,7 +6,10 @@ episode per game on ``--games`` generated valid_seen and valid_unseen games of t
 so that every task type is represented. A failed game "ends in a loop" when its last
 ``--loop-turns`` actions are one and the same command (an action that does nothing, such as taking
 an object that is not there, leaves the observation the same, and a greedy policy answers the same
-again); ``loops_that_never_worked`` counts the loops whose command did nothing from its first play.
+again); ``loops_that_never_worked`` counts the loops whose command did nothing from its first play,
+and ``failed_in_a_cycle`` the lost games whose last ``--cycle-turns`` actions hold at most 3 commands
+(going round a few places, or carrying an object back and forth). Each model plays with the history
+length it was built with (its ``sft.json``).
 Each split also reports the share of turns that played a well-formed action that did nothing
 ("Nothing happens."), and the verbs played.
 
@@ -40,6 +43,13 @@ def loop_verb(actions: list[str], length: int) -> str | None:
     return tail[0].split(" ", 1)[0] if len(tail) == length and len(set(tail)) == 1 else None
 
 
+def in_a_cycle(actions: list[str], turns: int, commands: int = 3) -> bool:
+    """Whether the last ``turns`` actions hold at most ``commands`` distinct commands: the game ends going
+    round between a few places or carrying an object back and forth (a one-command loop included)."""
+    tail = actions[-turns:]
+    return len(tail) == turns and len(set(tail)) <= commands
+
+
 def loop_never_worked(actions: list[str], seen: list[str]) -> bool:
     """Whether the command a game ends repeating did nothing from its first play on. ``seen[i]`` is the
     observation turn i acted on, so ``seen[i + 1]`` is what action i returned: the command never worked
@@ -60,6 +70,7 @@ def add_play_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--real-games", type=int, default=40, help="real valid_seen games, a fixed spread (0: none)")
     ap.add_argument("--max-turns", type=int, default=30, help="the CPU preset's")
     ap.add_argument("--loop-turns", type=int, default=5)
+    ap.add_argument("--cycle-turns", type=int, default=6, help="a lost game ends in a cycle when its last this many actions hold at most 3 commands")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--choose-admissible", action="store_true", help="play only listed actions (learners.admissible_choice)")
 
@@ -73,14 +84,17 @@ def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
     import torch
 
     from learners.policy_model import PolicyModel, PolicyModelConfig
+    from learners.sft import built_history_length
+    from sdar_gym.agent import AgentConfig
 
     torch.set_num_threads(args.threads)
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=model), with_reference=False)
     sampling = SamplingParams(max_new_tokens=48, temperature=0.0)
+    agent = AgentConfig(history_length=built_history_length(model))  # the past turns it learned from
     out = {}
     for split, (kwargs, tasks) in splits.items():
         start = time.perf_counter()
-        episodes = evaluate(policy, "alfworld", kwargs, tasks, args.max_turns, 8, sampling, seed=EVAL_SEED, choose_admissible=args.choose_admissible)
+        episodes = evaluate(policy, "alfworld", kwargs, tasks, args.max_turns, 8, sampling, seed=EVAL_SEED, choose_admissible=args.choose_admissible, agent=agent)
         looped = [(e, v) for e in episodes if not e.won and (v := loop_verb([t.action for t in e.turns], args.loop_turns))]
         loops = collections.Counter(v for _, v in looped)
         never_worked = sum(loop_never_worked([t.action for t in e.turns], [t.observation for t in e.turns]) for e, _ in looped)
@@ -88,11 +102,13 @@ def play(model: str, splits: dict[str, tuple[dict, list]], args) -> dict:
             "success": sum(e.won for e in episodes) / len(episodes), "won": sum(e.won for e in episodes), "games": len(episodes),
             "table": table_for("alfworld", episodes), "failed_in_a_loop": sum(loops.values()), "loop_verbs": dict(loops.most_common()),
             "loops_that_never_worked": never_worked,
+            "failed_in_a_cycle": sum(not e.won and in_a_cycle([t.action for t in e.turns], args.cycle_turns) for e in episodes),
             "no_effect_action_ratio": episode_metrics(episodes)["no_effect_action_ratio"],
             "verbs": dict(collections.Counter(t.action.split(" ", 1)[0] or "(invalid)" for e in episodes for t in e.turns).most_common()),
             "seconds": time.perf_counter() - start,
         }
         print(f"  {split}: won {out[split]['won']}/{len(episodes)}, failed in a loop {sum(loops.values())} {dict(loops)}, "
+              f"in a cycle of at most 3 commands {out[split]['failed_in_a_cycle']}, "
               f"{never_worked} of them on a command that did nothing from its first play; "
               f"{out[split]['no_effect_action_ratio']:.0%} of turns played a well-formed action that did nothing", flush=True)
     meta = Path(model) / "sft.json"

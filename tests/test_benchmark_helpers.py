@@ -12,6 +12,17 @@ def test_a_game_ends_in_a_loop_only_when_its_last_actions_are_one_command():
     assert loop_verb([take] * 4, 5) is None  # too short to tell
 
 
+def test_a_game_ends_in_a_cycle_when_its_last_actions_go_round_a_few_commands():
+    from benchmarks.warm_start_play import in_a_cycle
+
+    places = [f"go to armchair {i}" for i in (1, 2, 3)]
+    assert in_a_cycle(["look"] + places * 2, 6)  # round three places
+    assert in_a_cycle(["put apple 1 in/on fridge 1", "take apple 1 from fridge 1", "go to sinkbasin 1"] * 2, 6)  # carrying back and forth
+    assert in_a_cycle(["take pen 1 from armchair 2"] * 6, 6)  # a one-command loop is a cycle too
+    assert not in_a_cycle([f"go to drawer {i}" for i in range(1, 7)], 6)  # searching receptacle by receptacle
+    assert not in_a_cycle(places * 2, 7)  # too short to tell
+
+
 def test_a_loop_never_worked_only_when_its_first_play_already_did_nothing():
     from benchmarks.warm_start_play import loop_never_worked
 
@@ -95,7 +106,7 @@ def test_a_stopped_learning_benchmark_resumes_with_its_finished_runs(tmp_path, m
 
 
 def test_a_learning_benchmark_run_trains_as_its_command_line_asks(tmp_path, monkeypatch):
-    """``--lora-rank``, ``--temperature`` and ``--demo-coef``/``--demo-games`` reach the trainer of every RL run;
+    """``--lora-rank``, ``--temperature``, ``--history-length`` and ``--demo-coef``/``--demo-games`` reach the trainer of every RL run;
     without them the runs fine-tune every weight, sample at 1.0 and learn from no demonstrations. ``--no-reward``
     (the control) zeroes every reward of the run while its env still reports progress."""
     import pytest
@@ -110,12 +121,12 @@ def test_a_learning_benchmark_run_trains_as_its_command_line_asks(tmp_path, monk
         raise _Stopped
 
     monkeypatch.setattr(learning, "Trainer", capture)
-    asked = ["--lora-rank", "8", "--temperature", "0.5", "--demo-coef", "0.1", "--demo-games", "50"]
-    for argv, rank, temperature, demo in ((asked, 8, 0.5, ("0.1", 50)), ([], 0, 1.0, ("0.0", 200))):
+    asked = ["--lora-rank", "8", "--temperature", "0.5", "--demo-coef", "0.1", "--demo-games", "50", "--history-length", "6"]
+    for argv, rank, temperature, demo, history in ((asked, 8, 0.5, ("0.1", 50), 6), ([], 0, 1.0, ("0.0", 200), None)):
         args = learning.parser().parse_args(argv)
         with pytest.raises(_Stopped):
             learning.rl_run("grpo", 0, "warm", {}, [], {}, args, tmp_path)
-        assert (built[-1].lora_rank, built[-1].temperature) == (rank, temperature)
+        assert (built[-1].lora_rank, built[-1].temperature, built[-1].history_length) == (rank, temperature, history)
         assert (built[-1].learner_args["demo_coef"], built[-1].demo_games) == demo
         assert (built[-1].win_reward, built[-1].invalid_penalty) == (None, None)  # the preset's rewards
     args = learning.parser().parse_args(["--no-reward", "--progress-reward", "1"])
@@ -144,7 +155,7 @@ def test_sampled_evals_report_each_games_win_rate_beside_greedy(monkeypatch):
 
     played = []
 
-    def fake_evaluate(policy, env, env_kwargs, tasks, max_turns, batch, sampling, seed, choose_admissible):
+    def fake_evaluate(policy, env, env_kwargs, tasks, max_turns, batch, sampling, seed, choose_admissible, agent):
         played.append((list(tasks), sampling.temperature))
         # greedy wins game "a" only; sampled, game "a" wins its first repeat, game "b" all of its repeats
         wins = [t == "a" for t in tasks] if sampling.temperature == 0 else [t == "b" or i % 3 == 0 for i, t in enumerate(tasks)]
@@ -193,3 +204,18 @@ def test_a_learning_report_is_compared_with_its_control_seed_by_seed(tmp_path):
     (tmp_path / "b.json").write_text(json.dumps(control))
     learning.main(["--output", str(tmp_path / "a.json"), "--against", str(tmp_path / "b.json")])
     assert json.loads((tmp_path / "a_vs_b.json").read_text())["paired"]["grpo"]["greedy"]["diff_mean"] == 0.25
+
+
+def test_a_learning_benchmark_plays_with_the_warm_starts_history(tmp_path, monkeypatch):
+    """Without ``--history-length`` the RL runs and evaluations show as many past turns as the warm start learned from."""
+    import json
+
+    learning, started, evals = _fake_learning_benchmark(monkeypatch, stop_after=None)
+    seen = []
+    monkeypatch.setattr(learning, "held_out_eval", lambda model, held_out, args: seen.append(args.history_length) or {"success": 0.5, "splits": {}})
+    (tmp_path / "sft.json").write_text(json.dumps({"history_length": 6}))
+    argv = ["--warm-start", str(tmp_path), "--learners", "grpo", "--seeds", "1", "--jobs", "1", "--speed-rounds", "0",
+            "--train-eval", "0", "--real-games", "0", "--warm-start-only", "--output", str(tmp_path / "out.json")]
+    learning.main(argv)
+    learning.main(argv + ["--history-length", "3"])
+    assert seen == [6, 3]
