@@ -665,16 +665,16 @@ def test_sft_dagger_rounds_play_the_policy_and_train_on_every_labeled_state_so_f
     stuck = [{"role": "user", "content": "Your task is to: look 0. Nothing happens."}]
     calls = []
 
-    def labels(policy, env, kwargs, games, max_turns, seed, tasks=None, on_progress=None):
-        calls.append((policy, games, seed))
+    def labels(policy, env, kwargs, games, max_turns, seed, tasks=None, on_progress=None, history_length=None):
+        calls.append((policy, games, seed, history_length))
         return [(stuck, "<action>go to desk 1</action>", f"task {seed}", "t")] * 20, seed - 1
 
     monkeypatch.setattr(sft, "expert_demonstrations", lambda *a, **k: demos)
     monkeypatch.setattr(sft, "dagger_labels", labels)
     args = SFTArgs(env="alfworld", output=tmp_path / "m", epochs=1, batch_size=4, vocab_size=300, hidden_size=32, num_layers=1,
-                   teacher_fraction=0.0, dagger_rounds=2, dagger_games=7, dagger_lr=1e-2)
+                   teacher_fraction=0.0, dagger_rounds=2, dagger_games=7, dagger_lr=1e-2, history_length=5)
     meta = json.loads((sft.build_sft_policy(args, progress=False) / "sft.json").read_text())
-    assert [(type(p), g, s) for p, g, s in calls] == [(PolicyModel, 7, 1), (PolicyModel, 7, 2)]
+    assert [(type(p), g, s, h) for p, g, s, h in calls] == [(PolicyModel, 7, 1, 5), (PolicyModel, 7, 2, 5)]  # played with the demonstrations' history
     assert meta["dagger"] == {"rounds": 2, "games": 7, "won_per_round": [0, 1], "labeled_states": 40}  # DAgger aggregates the rounds' labels
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=str(tmp_path / "m")), with_reference=False)
 
