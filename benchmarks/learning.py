@@ -143,7 +143,7 @@ def rl_run(learner: str, seed: int, warm: str, env_kwargs: dict, train_tasks: li
         asyncio.run(async_pool.aclose())
     final = _eval_all(trainer.policy, held_out, args)
     curve.append({"step": trainer.step, **final})
-    print(f"  {learner} seed {seed}: held-out success {final['success']:.3f}", flush=True)
+    print(f"  {learner} seed {seed}: held-out success {final['success']:.3f}{_sampled_note(final)}", flush=True)
     gate = {k: statistics.mean(s[k] for s in steps if k in s) for k in ("sdar/gate_mean", "sdar/gate_active_ratio", "sdar/teacher_gap_mean") if any(k in s for s in steps)}
     return {"learner": learner, "seed": seed, "final": final, "curve": curve, "steps": steps, "wall_s": time.perf_counter() - started, "gate_over_training": gate}
 
@@ -271,6 +271,10 @@ def _eval_all(policy: PolicyModel, held_out: dict[str, tuple[dict, list]], args)
     if args.sampled_evals:
         out["sampled_success"] = sum(per[s]["sampled"]["success"] * n[s] for s in pooled) / sum(n[s] for s in pooled)
     return out
+
+
+def _sampled_note(result: dict) -> str:
+    return f" (sampled: {result['sampled_success']:.3f})" if "sampled_success" in result else ""
 
 
 def _rss_mb() -> float:
@@ -482,7 +486,7 @@ def main(argv: list[str] | None = None) -> dict:
     settings = run_settings(args)
     kept = resume_from(partial, settings)
     before = kept["warm_start"] if kept else held_out_eval(warm, held_out, args)
-    print(f"warm start held-out success: {before['success']:.3f}", flush=True)
+    print(f"warm start held-out success: {before['success']:.3f}{_sampled_note(before)}", flush=True)
     if args.warm_start_only:
         print(json.dumps(before, indent=1))
         return before
