@@ -450,6 +450,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> dict:
     ap = parser()
     args = ap.parse_args(argv)
+    if args.sampled_evals < 0:
+        ap.error(f"--sampled-evals must be 0 (off) or more, got {args.sampled_evals}")
     if args.against:
         try:
             reports = [json.loads(path.read_text()) for path in (args.output, args.against)]

@@ -146,10 +146,12 @@ def test_two_learning_benchmarks_keep_their_runs_apart():
     assert learning.runs_folder(learning.parser().parse_args([])).name == "bench-learning"  # the committed run's folder, as before
 
 
-def test_sampled_evals_report_each_games_win_rate_beside_greedy(monkeypatch):
+def test_sampled_evals_report_each_games_win_rate_beside_greedy(monkeypatch, capsys):
     """``--sampled-evals K`` plays each held-out game K more times at ``--sampled-temperature``; a game's K
     episodes make its win rate, and the summary's sampled gain is taken over those rates."""
     from types import SimpleNamespace
+
+    import pytest
 
     from benchmarks import learning
 
@@ -174,6 +176,9 @@ def test_sampled_evals_report_each_games_win_rate_beside_greedy(monkeypatch):
     row = learning.summarize(before, [after], ["grpo"])["s"]["grpo"]
     assert abs(row["sampled"]["gain_mean"] - (2 / 3 - 0.5)) < 1e-9 and row["gain_mean"] == 0.0
     assert "sampled" not in learning.eval_policy(None, {}, ["a"], learning.parser().parse_args([]))  # off by default
+    with pytest.raises(SystemExit):
+        learning.main(["--sampled-evals", "-1"])
+    assert "--sampled-evals must be 0 (off) or more" in capsys.readouterr().err
 
 
 def test_a_learning_report_is_compared_with_its_control_seed_by_seed(tmp_path):
