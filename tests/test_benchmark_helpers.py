@@ -177,7 +177,7 @@ def test_sampled_evals_report_each_games_win_rate_beside_greedy(monkeypatch, cap
     assert abs(row["sampled"]["gain_mean"] - (2 / 3 - 0.5)) < 1e-9 and row["gain_mean"] == 0.0
     assert "sampled" not in learning.eval_policy(None, {}, ["a"], learning.parser().parse_args([]))  # off by default
     with pytest.raises(SystemExit):
-        learning.main(["--sampled-evals", "-1"])
+        learning.main(["--sampled-evals", "-1", "--plot-only", "--output", "no-such-report.json"])  # refused before anything runs
     assert "--sampled-evals must be 0 (off) or more" in capsys.readouterr().err
 
 
