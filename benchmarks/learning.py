@@ -51,7 +51,7 @@ import torch  # noqa: E402
 from benchmarks.common import args_as_json, as_cli_env_kwargs, bootstrap_mean_ci  # noqa: E402
 from learners.evaluate import evaluate, table_for  # noqa: E402
 from learners.policy_model import PolicyModel, PolicyModelConfig  # noqa: E402
-from learners.sft import SFTArgs, build_sft_policy, built_history_length, demo_env_kwargs  # noqa: E402
+from learners.sft import SFTArgs, build_sft_policy, demo_env_kwargs  # noqa: E402
 from learners.trainer import EVAL_SEED, Trainer, TrainArgs  # noqa: E402
 from sdar_gym.agent import AgentConfig  # noqa: E402
 from sdar_gym.core import sdar_gym_home  # noqa: E402
@@ -481,9 +481,9 @@ def main(argv: list[str] | None = None) -> dict:
         ap.error("nothing to evaluate: give --eval-splits or --eval-rl-games")
     warm = str(args.warm_start) if args.warm_start else build_warm_start(args, env_kwargs, train_tasks)
     print(f"warm start: {warm}", flush=True)
-    if args.history_length is None:
-        args.history_length = built_history_length(warm)  # play as the warm start learned
     sft_meta = json.loads((Path(warm) / "sft.json").read_text()) if (Path(warm) / "sft.json").is_file() else {}
+    if args.history_length is None:
+        args.history_length = sft_meta.get("history_length")  # play as the warm start learned
     partial = args.output.with_suffix(".partial.json")
     settings = run_settings(args)
     kept = resume_from(partial, settings)

@@ -387,11 +387,11 @@ def dagger_labels(
     chosen = _draw_tasks(env, env_kwargs, tasks, games, seed, "DAgger")
     sampling = SamplingParams(max_new_tokens=CPU_PRESET["max_new_tokens"], temperature=0.0)
     width = 8
+    agent = _agent(env, history_length)
 
     async def play(pool, part: list, offset: int):
         labeler = _ExpertLabels(policy.as_policy(max_batch_size=width), env)
-        episodes = await collect(labeler, pool, part, group_size=1, max_turns=max_turns, sampling=sampling, seed=seed + offset,
-                                 agent=_agent(env, history_length))
+        episodes = await collect(labeler, pool, part, group_size=1, max_turns=max_turns, sampling=sampling, seed=seed + offset, agent=agent)
         return episodes, [
             (t.messages, labeler.answers[k, n], t.task, t.task_type)
             for k, e in enumerate(episodes) for n, t in enumerate(e.turns) if t.messages and (k, n) in labeler.answers
