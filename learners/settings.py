@@ -9,7 +9,7 @@ sized for about an hour on 2 cores, warm start included: 4 tasks x 8 rollouts to
 on whole-room games (benchmarks/results/main_job.json, before this size), and the update's cost grows
 with the turns, so 2 tasks x 8 rollouts (the paper's group size) for 36 steps.
 That size ran in 40 minutes with free-text actions; with ``choose_admissible`` (scoring every listed
-action at every turn) the rollout takes about 4x as long, and the whole job took 86 minutes on a day
+action at every turn) the rollout takes 3-4x as long, and the whole job took 86 minutes on a day
 the machine ran 1.4x slower than before (main_job.json).
 
 Precedence: an option given on the command line (or ``--learner-args``) beats the preset, which
