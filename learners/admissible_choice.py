@@ -65,7 +65,7 @@ class AdmissibleChoice:
         if not texts:
             return sampled
         tokenizer = self.inner.tokenizer
-        ids = [tokenizer(t, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id] for t in texts]
+        ids = [encoded + [tokenizer.eos_token_id] for encoded in tokenizer(texts, add_special_tokens=False)["input_ids"]]
         temperature = request.sampling.temperature
         logprobs = self.inner.continuation_logprobs(sampled.prompt_ids, ids, temperature)
         totals = torch.tensor([sum(lp) for lp in logprobs])

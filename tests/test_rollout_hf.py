@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 
 import pytest
 
@@ -136,7 +137,6 @@ def test_token_ids_preserved_through_an_alfworld_rollout(tiny) -> None:
 def test_a_lora_model_samples_through_the_current_cache_argument(tiny) -> None:
     """PEFT's wrapper forwards ``**kwargs``, so its own signature names no cache argument: the policy must
     read the wrapped model's, not fall back to the deprecated ``past_key_values`` (removed in a later transformers)."""
-    import copy
     import warnings
 
     peft = pytest.importorskip("peft")
@@ -147,6 +147,38 @@ def test_a_lora_model_samples_through_the_current_cache_argument(tiny) -> None:
         warnings.filterwarnings("error", message=".*past_key_values.*")
         adapted = HFPolicy(lora, tokenizer).generate_sync([r])[0]
     assert adapted.response_ids == HFPolicy(model, tokenizer).generate_sync([r])[0].response_ids
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+@pytest.mark.parametrize("temperature", [0.0, 0.7])
+def test_continuation_logprobs_match_a_forward_pass_over_each(tiny, attention, temperature) -> None:
+    """Packed into one pass, each continuation's log-probs are those of its own forward pass: shared first
+    tokens, own tokens of different lengths, a duplicate, and (second set) a one-token continuation."""
+    model, tokenizer = tiny
+    model = copy.deepcopy(model)
+    model.set_attn_implementation(attention)
+    policy = HFPolicy(model, tokenizer)
+    prompt = policy.prompt_ids(request("You arrive at armchair 2. On the armchair 2, you see a keychain 1."))
+    agent = TextAgent("alfworld")
+    actions = ["go to desk 1", "look", "take keychain 1 from armchair 2", "look"]
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    with_shared_start = [encode(agent.render_action(a, "The pen.")) for a in actions]
+    assert len({c[0] for c in with_shared_start}) == 1 and len({len(c) for c in with_shared_start}) > 1
+    for continuations in (with_shared_start, [encode("look"), [tokenizer.eos_token_id], encode("go to desk 1")]):
+        scores = policy.continuation_logprobs(prompt, continuations, temperature)
+        for continuation, score in zip(continuations, scores, strict=True):
+            expected = recomputed_logprobs(model, prompt, continuation, temperature or 1.0)
+            torch.testing.assert_close(torch.tensor(score), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_continuation_logprobs_name_an_attention_that_takes_no_mask(tiny) -> None:
+    from sdar_gym.core import ConfigError
+
+    model, tokenizer = tiny
+    model = copy.deepcopy(model)
+    model.config._attn_implementation = "flash_attention_2"  # what a user may load on a GPU; not run here
+    with pytest.raises(ConfigError, match="flash_attention_2.*attn_implementation='sdpa'"):
+        HFPolicy(model, tokenizer).continuation_logprobs([1, 2], [[3]], 1.0)
 
 
 class FixedAnswer(HFPolicy):
