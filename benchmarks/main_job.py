@@ -6,12 +6,14 @@ each first-use stage (the progress lines), ``sft.json`` for the warm start's tea
 and the run's ``metrics.jsonl`` for step times, rollout success, SDAR's gate and held-out success.
 Writes ``benchmarks/results/main_job.json``.
 
-    python benchmarks/main_job.py                      # the whole job (about 2 hours on 2 cores)
+    python benchmarks/main_job.py                      # the whole job (1 to 1.5 hours on 2 cores)
+    python benchmarks/main_job.py --keep runs/main_job # the same, keeping home, run and log to plot
     python benchmarks/main_job.py --max-steps 10       # stop after the step-10 validation
     python benchmarks/main_job.py --summarize RUN_DIR --home HOME --log LOG   # a run made by hand
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -45,6 +47,8 @@ class Args:
     """The summarized run's log (stdout and stderr of sdar-gym train)."""
     note: str = ""
     """How the run was made, copied into the JSON as given."""
+    keep: Path | None = None
+    """Run in this folder (home/, run/, train.log) and keep it, to plot or inspect later (None: a temporary folder)."""
 
 
 def stage_seconds(text: str) -> dict[str, float]:
@@ -83,8 +87,9 @@ def summary(run_dir: Path, home: Path, log: Path, wall_s: float | None) -> dict:
     }
 
 
-def run_job(max_steps: int | None) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
+def run_job(max_steps: int | None, keep: Path | None) -> dict:
+    with tempfile.TemporaryDirectory() if keep is None else contextlib.nullcontext(keep) as tmp:
+        Path(tmp).mkdir(parents=True, exist_ok=True)
         home, run_dir, log = Path(tmp) / "home", Path(tmp) / "run", Path(tmp) / "train.log"
         env = {**os.environ, "SDAR_GYM_HOME": str(home)}
         command = [sys.executable, "-m", "sdar_gym.cli", "train", "--learner", "sdar", "--env", "alfworld", "--output", str(run_dir)]
@@ -108,7 +113,9 @@ def main(args: Args) -> None:
             raise SystemExit("--summarize needs --home and --log")
         result = summary(args.summarize, args.home, args.log, None)
     else:
-        result = run_job(args.max_steps)
+        if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+            raise SystemExit(f"--keep {args.keep} is not empty: the job is measured from a fresh home")
+        result = run_job(args.max_steps, args.keep)
     result["note"] = args.note
     print(json.dumps(result, indent=1))
     write_result("main_job", result)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from learners.tiny import TinyConfig
 from sdar_gym.core import ConfigError, DataError, sdar_gym_home
 from sdar_gym.io import atomic_dir, atomic_write_jsonl, read_jsonl
 from sdar_gym.registration import parse_env_kwargs, task_list
@@ -117,6 +118,12 @@ class SFTArgs:
 
         set_threads(self.threads)
         return build_sft_policy(self)
+
+
+def model_shape(args: SFTArgs) -> TinyConfig:
+    """The built-in tiny policy's Qwen2 shape (grouped-query attention as in Qwen2, MLP 3x wide)."""
+    return TinyConfig(hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=4, num_kv_heads=2,
+                      intermediate_size=3 * args.hidden_size, seed=args.seed)
 
 
 RECIPE_VERSION = 5
@@ -226,7 +233,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
 
     from learners.policy_model import PolicyModel, PolicyModelConfig, ThreadTuner, thread_candidates
     from sdar_gym.progress import StageProgress
-    from learners.tiny import TinyConfig, make_tiny_model, train_tokenizer
+    from learners.tiny import make_tiny_model, train_tokenizer
 
     if not 0.0 <= args.prompt_loss_weight < float("inf"):
         raise ConfigError(f"prompt_loss_weight must be a finite number >= 0, got {args.prompt_loss_weight}")
@@ -257,11 +264,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
         contexts = _skill_contexts(args, demos)
         texts = [m["content"] for messages, *_ in demos for m in messages] + [r for _, r, *_ in demos] + list(contexts.values())
         tokenizer = train_tokenizer(texts, args.vocab_size)
-        shape = TinyConfig(
-            hidden_size=args.hidden_size, num_layers=args.num_layers, num_heads=4, num_kv_heads=2,
-            intermediate_size=3 * args.hidden_size, seed=args.seed,
-        )
-        model = make_tiny_model(tokenizer, shape)
+        model = make_tiny_model(tokenizer, model_shape(args))
         policy = PolicyModel.from_model(model, tokenizer, PolicyModelConfig(model="tiny", dtype="fp32"), with_reference=False)
         held = held_out_keys(demos, contexts, args)
         data, held_out = _encode_demos(tokenizer, demos, contexts, args, held)

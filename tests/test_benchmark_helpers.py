@@ -224,3 +224,18 @@ def test_a_learning_benchmark_plays_with_the_warm_starts_history(tmp_path, monke
     learning.main(argv)
     learning.main(argv + ["--history-length", "3"])
     assert seen == [6, 3]
+
+
+def test_the_main_job_benchmark_refuses_a_kept_folder_that_is_not_fresh(tmp_path, monkeypatch):
+    import pytest
+
+    from benchmarks import main_job
+    from benchmarks.main_job import Args, main
+
+    def ran(*_):
+        raise AssertionError("the job started in a folder that already held a home")
+
+    monkeypatch.setattr(main_job, "run_job", ran)
+    (tmp_path / "home").mkdir()
+    with pytest.raises(SystemExit, match="not empty: the job is measured from a fresh home"):
+        main(Args(keep=tmp_path))
