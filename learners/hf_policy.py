@@ -103,7 +103,8 @@ class HFPolicy:
         responses: list[list[int]] = [[] for _ in requests]
         logprobs: list[list[float]] = [[] for _ in requests]
         finish = [""] * len(requests)
-        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        last_only = {"logits_to_keep": 1} if self._keeps_logits else {}  # the prompt's other rows' logits are never read
+        out = self.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, use_cache=True, **last_only)
         for _ in range(max(p.max_new_tokens for p in params)):
             logits = out.logits[:, -1, :].float() / temperature
             token_logprobs = torch.log_softmax(logits, dim=-1)
