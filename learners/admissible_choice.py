@@ -36,12 +36,13 @@ from sdar_gym.rollout.types import Generation, GenerationRequest
 
 
 class AdmissibleChoice:
-    """Wraps an :class:`HFPolicy` or generator (anything with ``continuation_logprobs`` and a ``tokenizer``);
+    """Wraps an :class:`HFPolicy` or the hf generator (anything with ``continuation_logprobs``, ``check_continuation_scoring`` and a ``tokenizer``);
     everything else (a generator's ``sync_weights``, ``close``, ...) is the inner policy's."""
 
     def __init__(self, inner: HFPolicy, env: str, agent: AgentConfig | None = None, seed: int = 0) -> None:
-        if not hasattr(inner, "continuation_logprobs"):
+        if not hasattr(inner, "check_continuation_scoring"):
             raise ConfigError(f"choosing among admissible actions scores them with the model in this process: use the hf generator, not {type(inner).__name__}")
+        inner.check_continuation_scoring()
         self.inner = inner
         self.agent = TextAgent(env_entry(env).name, agent)
         """The env's agent, as the collector builds it from ``agent``: its action format and projection."""

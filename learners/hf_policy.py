@@ -134,6 +134,14 @@ class HFPolicy:
             for prompt, ids, lps, reason in zip(prompts, responses, logprobs, finish)
         ]
 
+    def check_continuation_scoring(self) -> None:
+        """Raise a ConfigError unless :meth:`continuation_logprobs` can run on this model (at start-up, not mid-run)."""
+        if self._attention not in _ADDITIVE_MASK_ATTENTION:
+            raise ConfigError(
+                f"scoring continuations needs an attention that takes a 4D mask ({', '.join(_ADDITIVE_MASK_ATTENTION)}); "
+                f"this model uses {self._attention!r}: load it with attn_implementation='sdpa'"
+            )
+
     @torch.no_grad()
     def continuation_logprobs(self, prompt_ids: list[int], continuations: list[list[int]], temperature: float) -> list[list[float]]:
         """Each continuation's token log-probs after ``prompt_ids``, by this module's convention (tempered;
@@ -148,11 +156,7 @@ class HFPolicy:
         """
         if not continuations or not all(continuations):
             raise ValueError("continuation_logprobs needs at least one non-empty continuation")
-        if self._attention not in _ADDITIVE_MASK_ATTENTION:
-            raise ConfigError(
-                f"scoring continuations needs an attention that takes a 4D mask ({', '.join(_ADDITIVE_MASK_ATTENTION)}); "
-                f"this model uses {self._attention!r}: load it with attn_implementation='sdpa'"
-            )
+        self.check_continuation_scoring()
         device, dtype = self.device, next(self.model.parameters()).dtype
         shared = _shared_prefix_length(continuations)
         head = prompt_ids + continuations[0][:shared]

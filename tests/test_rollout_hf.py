@@ -179,6 +179,10 @@ def test_continuation_logprobs_name_an_attention_that_takes_no_mask(tiny) -> Non
     model.config._attn_implementation = "flash_attention_2"  # what a user may load on a GPU; not run here
     with pytest.raises(ConfigError, match="flash_attention_2.*attn_implementation='sdpa'"):
         HFPolicy(model, tokenizer).continuation_logprobs([1, 2], [[3]], 1.0)
+    from learners.admissible_choice import AdmissibleChoice
+
+    with pytest.raises(ConfigError, match="flash_attention_2"):  # when the run starts, not at its first scored turn
+        AdmissibleChoice(HFPolicy(model, tokenizer), "alfworld")
 
 
 class FixedAnswer(HFPolicy):
