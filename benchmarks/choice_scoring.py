@@ -19,7 +19,6 @@ Writes ``benchmarks/results/choice_scoring.json``.
 """
 from __future__ import annotations
 
-import random
 import statistics
 import sys
 import time
@@ -69,25 +68,11 @@ def repeated_cache_logprobs(policy, prompt_ids: list[int], continuations: list[l
 
 def played_turns(args: Args) -> tuple[list[tuple[str, list[str]]], dict]:
     """(prompt text, listed actions) of random play, and where the games came from."""
-    from sdar_gym.agent import TextAgent
-    from sdar_gym.registration import make_env
+    from learners.tiny import random_play
 
     real = (ALFWORLD / "json_2.1.1" / "valid_seen").is_dir()
     env_kwargs = {"data_dir": str(ALFWORLD), "split": "valid_seen"} if real else {"split": "valid_seen"}
-    agent, rng = TextAgent("alfworld"), random.Random(args.seed)
-    env = make_env("alfworld", **env_kwargs).unwrapped
-    turns = []
-    for episode in range(args.episodes):
-        obs, info = env.reset(seed=args.seed + episode)
-        history = agent.new_history()
-        for _ in range(args.turns):
-            turns.append((agent.prompt(obs, info, history), list(info["admissible_actions"])))
-            action = rng.choice(info["admissible_actions"])
-            history.append(obs, action)
-            obs, _, terminated, truncated, info = env.step(action)
-            if terminated or truncated:
-                break
-    env.close()
+    turns = [(prompt, listed) for prompt, listed, _ in random_play("alfworld", args.episodes, args.turns, env_kwargs, args.seed) if listed]
     return turns, {"games": "real valid_seen" if real else "generated valid_seen", **env_kwargs}
 
 

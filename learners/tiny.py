@@ -55,27 +55,36 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = 1024) -> Any:
     return tokenizer
 
 
-def env_texts(env: str = "alfworld", episodes: int = 2, steps: int = 8, env_kwargs: dict[str, Any] | None = None, seed: int = 0) -> list[str]:
-    """Text to train a tokenizer on: agent prompts and tagged actions from random play of ``env``."""
+def random_play(env: str = "alfworld", episodes: int = 2, steps: int = 8, env_kwargs: dict[str, Any] | None = None, seed: int = 0) -> list[tuple[str, list[str], str]]:
+    """(agent prompt, listed actions, action played) of each turn of random play of ``env``."""
     from sdar_gym.agent import TextAgent
     from sdar_gym.registration import make_env
 
     agent, rng = TextAgent(env), random.Random(seed)
     target = make_env(env, **(env_kwargs or {})).unwrapped
-    texts = []
+    turns = []
     for episode in range(episodes):
         obs, info = target.reset(seed=seed + episode)
         history = agent.new_history()
         for _ in range(steps):
-            texts.append(agent.prompt(obs, info, history))
-            action = rng.choice(info["admissible_actions"] or ["look"])
-            texts.append(agent.render_action(action, "I should look around and act."))
+            listed = list(info["admissible_actions"])
+            action = rng.choice(listed or ["look"])
+            turns.append((agent.prompt(obs, info, history), listed, action))
             history.append(obs, action)
             obs, _, terminated, truncated, info = target.step(action)
             if terminated or truncated:
                 break
     target.close()
-    return texts
+    return turns
+
+
+def env_texts(env: str = "alfworld", episodes: int = 2, steps: int = 8, env_kwargs: dict[str, Any] | None = None, seed: int = 0) -> list[str]:
+    """Text to train a tokenizer on: agent prompts and tagged actions from random play of ``env``."""
+    from sdar_gym.agent import TextAgent
+
+    agent = TextAgent(env)
+    return [text for prompt, _, action in random_play(env, episodes, steps, env_kwargs, seed)
+            for text in (prompt, agent.render_action(action, "I should look around and act."))]
 
 
 @dataclass
