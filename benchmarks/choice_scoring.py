@@ -1,13 +1,20 @@
-"""What scoring the listed actions costs (``--choose-admissible``): one packed pass against a batch over a
-repeated KV cache, side by side on the same turns.
+"""What scoring the listed actions costs (``--choose-admissible``), side by side on the same turns.
 
 At every turn the choice scores each listed action written into the sampled response
-(:class:`learners.admissible_choice.AdmissibleChoice`). Two ways to get those log-probs:
+(:class:`learners.admissible_choice.AdmissibleChoice`). Two comparisons:
 
-- ``repeated_cache``: the prompt once, its KV cache repeated for every candidate, the candidates as one
-  right-padded batch (how ``HFPolicy.continuation_logprobs`` scored before; kept here as the baseline);
-- ``packed``: ``HFPolicy.continuation_logprobs`` as it is: one pass of batch 1, the prompt and the
-  candidates' shared first tokens once, each candidate's own tokens after them under a 4D mask.
+1. Scoring one turn's candidates after its prompt:
+   - ``repeated_cache``: the prompt once, its KV cache repeated for every candidate, the candidates as one
+     right-padded batch (how ``HFPolicy.continuation_logprobs`` scored before; kept here as the baseline);
+   - ``packed``: ``HFPolicy.continuation_logprobs`` as it is: the prompt's pass, then the candidates'
+     shared first tokens once and each candidate's own tokens after them under a 4D mask.
+2. A batch of turns, sampled and then scored, as the rollout does (``--batch`` turns at a time, the CPU
+   preset's ``num_envs``; ``--max-new-tokens`` about the tiny policy's answer length, since a random
+   model rarely stops by itself):
+   - ``sample_then_score``: ``generate_sync``, then ``continuation_logprobs`` turn by turn, which runs
+     each prompt again (how ``AdmissibleChoice`` scored before; kept here as the baseline);
+   - ``sample_and_score``: ``HFPolicy.sample_and_score`` as it is: the packed candidates of the whole
+     batch in one pass over the KV cache the sampling left.
 
 Turns come from random play of ALFWorld games (the real ``valid_seen`` games in ``../shared/data`` when
 present, else the generated ones), on a random-init model of the built-in tiny policy's shape with a
@@ -15,14 +22,14 @@ tokenizer trained on those turns (the cost does not depend on the weights), one 
 ways run over all turns, alternating which goes first, and must agree to float rounding.
 Writes ``benchmarks/results/choice_scoring.json``.
 
-    python benchmarks/choice_scoring.py            # 60 turns, 3 rounds: about a minute
+    python benchmarks/choice_scoring.py            # 60 turns, 3 rounds of each comparison: about 2 minutes
 """
 from __future__ import annotations
 
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -44,6 +51,10 @@ class Args:
     """Most turns kept per game."""
     rounds: int = 3
     """Timed passes over all turns for each way, alternating which goes first."""
+    batch: int = 8
+    """Turns sampled together in the second comparison (the CPU preset's num_envs)."""
+    max_new_tokens: int = 17
+    """Tokens sampled per turn in the second comparison (the candidates' mean length is about 17)."""
     seed: int = 0
 
 
@@ -81,7 +92,7 @@ def main(args: Args) -> None:
     from learners.sft import SFTArgs, model_shape
     from learners.tiny import make_tiny_model, train_tokenizer
     from sdar_gym.agent import TextAgent
-    from sdar_gym.rollout.types import GenerationRequest
+    from sdar_gym.rollout.types import GenerationRequest, SamplingParams
 
     torch.set_num_threads(1)
     agent = TextAgent("alfworld")
@@ -96,19 +107,23 @@ def main(args: Args) -> None:
         cases.append((prompt_ids, [ids + [tokenizer.eos_token_id] for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]))
 
     ways = {"repeated_cache": lambda p, c: repeated_cache_logprobs(policy, p, c, 0.7), "packed": lambda p, c: policy.continuation_logprobs(p, c, 0.7)}
-    worst = max(abs(a - b) for p, c in cases for ra, rb in zip(ways["repeated_cache"](p, c), ways["packed"](p, c)) for a, b in zip(ra, rb, strict=True))
-    if worst > 1e-4:
-        raise SystemExit(f"the two ways disagree by {worst:.2e} nats: the benchmark would compare different things")
-    seconds: dict[str, list[float]] = {name: [] for name in ways}
-    for round_ in range(args.rounds):
-        for name in ways if round_ % 2 == 0 else reversed(list(ways)):
-            start = time.perf_counter()
-            for prompt_ids, candidates in cases:
-                ways[name](prompt_ids, candidates)
-            seconds[name].append(time.perf_counter() - start)
-            print(f"round {round_ + 1}/{args.rounds} {name}: {seconds[name][-1]:.2f} s for {len(cases)} turns", flush=True)
-    ratio = sum(seconds["repeated_cache"]) / sum(seconds["packed"])
-    print(f"packed is {ratio:.2f}x as fast as repeated_cache (max difference {worst:.1e} nats)")
+    one_turn = side_by_side(ways, lambda way: [way(p, c) for p, c in cases], args.rounds, f"{len(cases)} turns")
+
+    sampling = SamplingParams(temperature=0.7, max_new_tokens=args.max_new_tokens)
+    batches = []
+    for i in range(0, len(cases), args.batch):
+        part = turns[i : i + args.batch]
+        requests = [GenerationRequest(messages=[{"role": "user", "content": p}], sampling=replace(sampling, seed=args.seed + i + k)) for k, (p, _) in enumerate(part)]
+        batches.append((requests, {id(r): c for r, (_, c) in zip(requests, cases[i : i + args.batch])}))
+
+    def sample_then_score(requests, candidates):
+        return [policy.continuation_logprobs(g.prompt_ids, candidates[id(r)], 0.7) for r, g in zip(requests, policy.generate_sync(requests))]
+
+    def sample_and_score(requests, candidates):
+        return [scores for _, scores in policy.sample_and_score(requests, lambda r, g: candidates[id(r)])]
+
+    turn_ways = {"sample_then_score": sample_then_score, "sample_and_score": sample_and_score}
+    batched = side_by_side(turn_ways, lambda way: [scores for requests, candidates in batches for scores in way(requests, candidates)], args.rounds, f"{len(cases)} sampled turns in batches of {args.batch}")
     write_result("choice_scoring", {
         "args": vars(args), "source": source, "threads": 1,
         "model": {"hidden_size": shape.hidden_size, "num_layers": shape.num_layers, "vocab_size": len(tokenizer)},
@@ -116,11 +131,27 @@ def main(args: Args) -> None:
         "prompt_tokens_mean": statistics.mean(len(p) for p, _ in cases),
         "candidates_mean": statistics.mean(len(c) for _, c in cases),
         "candidate_tokens_mean": statistics.mean(len(x) for _, c in cases for x in c),
-        "seconds": seconds,
-        "ms_per_turn": {name: 1000 * statistics.median(s) / len(cases) for name, s in seconds.items()},
-        "speedup_packed": ratio,
-        "max_abs_difference_nats": worst,
+        "one_turn": one_turn,
+        "sampled_batches": batched,
     })
+
+
+def side_by_side(ways: dict, run, rounds: int, what: str) -> dict:
+    """Time ``run(way)`` for each way, ``rounds`` times, alternating which goes first; the ways must agree."""
+    (base, base_way), (new, new_way) = ways.items()
+    worst = max(abs(a - b) for ra, rb in zip(run(base_way), run(new_way), strict=True) for sa, sb in zip(ra, rb, strict=True) for a, b in zip(sa, sb, strict=True))
+    if worst > 1e-4:
+        raise SystemExit(f"{base} and {new} disagree by {worst:.2e} nats: the benchmark would compare different things")
+    seconds: dict[str, list[float]] = {name: [] for name in ways}
+    for round_ in range(rounds):
+        for name in ways if round_ % 2 == 0 else reversed(list(ways)):
+            start = time.perf_counter()
+            run(ways[name])
+            seconds[name].append(time.perf_counter() - start)
+            print(f"round {round_ + 1}/{rounds} {name}: {seconds[name][-1]:.2f} s for {what}", flush=True)
+    ratio = sum(seconds[base]) / sum(seconds[new])
+    print(f"{new} is {ratio:.2f}x as fast as {base} (max difference {worst:.1e} nats)")
+    return {"seconds": seconds, "speedup": ratio, "max_abs_difference_nats": worst}
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from sdar_gym.rollout.types import Generation, GenerationRequest
 
 
 class AdmissibleChoice:
-    """Wraps an :class:`HFPolicy` or the hf generator (anything with ``continuation_logprobs``, ``check_continuation_scoring`` and a ``tokenizer``);
+    """Wraps an :class:`HFPolicy` or the hf generator (anything with ``sample_and_score``, ``check_continuation_scoring`` and a ``tokenizer``);
     everything else (a generator's ``sync_weights``, ``close``, ...) is the inner policy's."""
 
     def __init__(self, inner: HFPolicy, env: str, agent: AgentConfig | None = None, seed: int = 0) -> None:
@@ -54,22 +54,38 @@ class AdmissibleChoice:
         return getattr(self.inner, name)
 
     async def generate(self, requests: list[GenerationRequest]) -> list[Generation]:
-        generations = await self.inner.generate(requests)
-        return await asyncio.to_thread(lambda: [self._choose(r, g) for r, g in zip(requests, generations)])
+        return await asyncio.to_thread(self.generate_sync, requests)
 
-    def _choose(self, request: GenerationRequest, sampled: Generation) -> Generation:
+    def generate_sync(self, requests: list[GenerationRequest]) -> list[Generation]:
+        """Sample, then score each turn's candidates on the cache the sampling left (``sample_and_score``)."""
+        candidates: dict[int, tuple[list[str], list[list[int]]]] = {}  # by id(request): texts and their token ids
+
+        def candidate_ids(request: GenerationRequest, sampled: Generation) -> list[list[int]]:
+            texts, ids = self._candidate_texts(request, sampled), []
+            if texts:
+                tokenizer = self.inner.tokenizer
+                ids = [encoded + [tokenizer.eos_token_id] for encoded in tokenizer(texts, add_special_tokens=False)["input_ids"]]
+            candidates[id(request)] = texts, ids
+            return ids
+
+        scored = self.inner.sample_and_score(requests, candidate_ids)
+        return [self._choose(r, sampled, *candidates[id(r)], logprobs) for r, (sampled, logprobs) in zip(requests, scored)]
+
+    def _candidate_texts(self, request: GenerationRequest, sampled: Generation) -> list[str]:
+        """The turn's candidates (none for an error, a malformed answer or a turn with no listed actions)."""
         actions = request.metadata.get("admissible_actions") or []
         projection = self.agent.project(sampled.text)
         if sampled.error or not actions or not projection.valid:
-            return sampled
-        texts = self._candidates(sampled.text, actions, projection.action)
+            return []
+        return self._candidates(sampled.text, actions, projection.action)
+
+    def _choose(self, request: GenerationRequest, sampled: Generation, texts: list[str], ids: list[list[int]], logprobs: list[list[float]]) -> Generation:
+        """The candidate drawn from the softmax of the sums of its token log-probs (the best when greedy), or
+        the sampled answer when there is nothing to choose from."""
         if not texts:
             return sampled
-        tokenizer = self.inner.tokenizer
-        ids = [encoded + [tokenizer.eos_token_id] for encoded in tokenizer(texts, add_special_tokens=False)["input_ids"]]
-        temperature = request.sampling.temperature
-        logprobs = self.inner.continuation_logprobs(sampled.prompt_ids, ids, temperature)
         totals = torch.tensor([sum(lp) for lp in logprobs])
+        temperature = request.sampling.temperature
         if temperature <= 0:
             pick = int(totals.argmax())
         else:

@@ -328,7 +328,7 @@ def test_evaluate_chooses_among_listed_actions_when_asked(half_valid_model, monk
 
     chosen = []
     choose = AdmissibleChoice._choose
-    monkeypatch.setattr(AdmissibleChoice, "_choose", lambda self, r, g: chosen.append(r) or choose(self, r, g))
+    monkeypatch.setattr(AdmissibleChoice, "_choose", lambda self, r, *rest: chosen.append(r) or choose(self, r, *rest))
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=half_valid_model), with_reference=False)
     tasks = task_list("alfworld", env_kwargs("alfworld"))[0][:2]
     sampling = SamplingParams(max_new_tokens=40, temperature=0.0)

@@ -146,7 +146,10 @@ def test_a_lora_model_samples_through_the_current_cache_argument(tiny) -> None:
     with warnings.catch_warnings():
         warnings.filterwarnings("error", message=".*past_key_values.*")
         adapted = HFPolicy(lora, tokenizer).generate_sync([r])[0]
+        (_, adapted_scores), = HFPolicy(lora, tokenizer).sample_and_score([r], lambda *_: [[5, 6], [7]])
     assert adapted.response_ids == HFPolicy(model, tokenizer).generate_sync([r])[0].response_ids
+    (_, scores), = HFPolicy(model, tokenizer).sample_and_score([r], lambda *_: [[5, 6], [7]])
+    torch.testing.assert_close(torch.tensor(adapted_scores[0]), torch.tensor(scores[0]))  # and scores through the cache
 
 
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
@@ -171,6 +174,32 @@ def test_continuation_logprobs_match_a_forward_pass_over_each(tiny, attention, t
             torch.testing.assert_close(torch.tensor(score), expected, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_sample_and_score_scores_on_the_sampling_cache_as_a_forward_pass_would(tiny, attention) -> None:
+    """Scored on the cache a batch's sampling left: each row's continuations get the log-probs of their own
+    forward pass after that row's prompt, whatever the row's left padding and the tokens sampled after it."""
+    model, tokenizer = tiny
+    model = copy.deepcopy(model)
+    model.set_attn_implementation(attention)
+    policy = HFPolicy(model, tokenizer)
+    agent = TextAgent("alfworld")
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    wanted = {
+        "You arrive at armchair 2. On the armchair 2, you see a keychain 1 and a pen 3.": [encode(agent.render_action(a, "The pen.")) for a in ("look", "take pen 3 from armchair 2", "go to desk 1")],
+        "Nothing happens.": [],
+        "You open the drawer 1.": [encode("look"), [tokenizer.eos_token_id]],
+    }
+    temperatures = [0.7, 0.7, 0.0]
+    requests = [request(text, temperature=t, seed=i, max_new_tokens=5 + 3 * i) for i, (text, t) in enumerate(zip(wanted, temperatures))]
+    scored = policy.sample_and_score(requests, lambda r, g: wanted[r.messages[0]["content"]])
+    assert len({len(g.prompt_ids) for g, _ in scored}) == 3 and all(g.response_ids for g, _ in scored)
+    for (generation, scores), continuations, t in zip(scored, wanted.values(), temperatures, strict=True):
+        assert len(scores) == len(continuations)
+        for continuation, score in zip(continuations, scores, strict=True):
+            expected = recomputed_logprobs(model, generation.prompt_ids, continuation, t or 1.0)
+            torch.testing.assert_close(torch.tensor(score), expected, atol=1e-5, rtol=1e-5)
+
+
 def test_continuation_logprobs_name_an_attention_that_takes_no_mask(tiny) -> None:
     from sdar_gym.core import ConfigError
 
@@ -186,18 +215,17 @@ def test_continuation_logprobs_name_an_attention_that_takes_no_mask(tiny) -> Non
 
 
 class FixedAnswer(HFPolicy):
-    """Samples nothing: answers ``text`` to every request, so the choice among actions is what is tested."""
+    """Answers ``text`` to every request in place of what it sampled, so the choice among actions is what is
+    tested (the prompt's cache is the sampling's, which the scoring reads)."""
 
     text = ""
 
     def _sample(self, requests):
         from sdar_gym.rollout.types import Generation
 
-        out = []
-        for r in requests:
-            ids = self.tokenizer(self.text, add_special_tokens=False)["input_ids"]
-            out.append(Generation(self.text, self.prompt_ids(r), ids, [0.0] * len(ids)))
-        return out
+        _, prompt_cache = super()._sample(requests)
+        ids = self.tokenizer(self.text, add_special_tokens=False)["input_ids"]
+        return [Generation(self.text, self.prompt_ids(r), ids, [0.0] * len(ids)) for r in requests], prompt_cache
 
 
 @pytest.mark.parametrize("temperature", [0.0, 0.8])
