@@ -379,16 +379,18 @@ class PolicyGradientLearner:
         """Optimizer steps of one epoch, each a list of micro-batches.
 
         With ``ppo_mini_batch_size`` each step takes that many turn samples, in order (verl's
-        ``batch.split(ppo_mini_batch_size)``); otherwise the micro-batches are split into
-        ``mini_batches`` equal runs.
+        ``batch.split(ppo_mini_batch_size)``); otherwise the samples are split into ``mini_batches``
+        equal runs of micro-batches. Within a step, the micro-batches group samples of similar length,
+        so little of a padded batch is padding (verl groups by length too, with ``use_dynamic_bsz``); the
+        step's gradient is the same, its loss being a token mean over the whole step.
         """
         c = self.config
-        if c.ppo_mini_batch_size:
-            minis = [samples[i : i + c.ppo_mini_batch_size] for i in range(0, len(samples), c.ppo_mini_batch_size)]
-            return [[mini[i : i + c.micro_batch_size] for i in range(0, len(mini), c.micro_batch_size)] for mini in minis]
-        micro = [samples[i : i + c.micro_batch_size] for i in range(0, len(samples), c.micro_batch_size)]
-        per_mini = math.ceil(len(micro) / c.mini_batches)
-        return [micro[m : m + per_mini] for m in range(0, len(micro), per_mini)]
+        size = c.ppo_mini_batch_size or c.micro_batch_size * math.ceil(math.ceil(len(samples) / c.micro_batch_size) / c.mini_batches)
+        return [self._micro_batches(samples[i : i + size]) for i in range(0, len(samples), size)]
+
+    def _micro_batches(self, mini: list[Sample]) -> list[list[Sample]]:
+        by_length = sorted(mini, key=lambda s: len(s.prompt_ids) + len(s.response_ids))
+        return [by_length[i : i + self.config.micro_batch_size] for i in range(0, len(by_length), self.config.micro_batch_size)]
 
     def _demo_nll(self, draw: str) -> torch.Tensor:
         """Token-mean NLL of ``demo_batch`` demonstration turns, drawn by a seed fixed by ``draw`` (the update,

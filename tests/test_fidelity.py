@@ -275,6 +275,33 @@ def test_ppo_mini_batch_size_makes_several_optimizer_steps():
     assert [[len(m) for m in mini] for mini in minis] == [[3, 1], [3, 1], [2]]
 
 
+def test_micro_batches_group_similar_lengths_within_each_optimizer_step():
+    """Each optimizer step keeps its samples (in order, as before) but packs them into micro-batches of
+    similar length, so a padded batch is mostly tokens: here 4 micro-batches of 3 instead of mixed ones."""
+    from learners.base import Sample
+
+    learner = make_learner("grpo", StubPolicy(), overrides={"mini_batches": 2, "micro_batch_size": 3})
+    lengths = [9, 1, 5, 8, 2, 6, 30, 10, 20, 11, 31, 21]
+    samples = [Sample([1] * n, [2], [-1.0], 0.0, "t", "x") for n in lengths]
+    minis = learner._mini_batches(samples)
+    assert [sorted(map(id, (s for micro in mini for s in micro))) for mini in minis] == [sorted(map(id, samples[:6])), sorted(map(id, samples[6:]))]
+    assert [[len(s.prompt_ids) for s in micro] for mini in minis for micro in mini] == [[1, 2, 5], [6, 8, 9], [10, 11, 20], [21, 30, 31]]
+
+
+def test_an_update_is_the_same_whatever_its_micro_batches(tokenizer):
+    """The loss is a token mean over each optimizer step, so how the step's samples are grouped into
+    micro-batches (sorted by length, or one sample each, unpadded) leaves the update as it is."""
+    base = tiny_policy(tokenizer)
+    eps = episodes(tokenizer, base)
+    updated = []
+    for micro_batch_size in (1, 4):  # both make optimizer steps of 4 of the 8 turn samples
+        policy = __import__("copy").deepcopy(base)
+        make_learner("sdar", policy, SkillContext(FakeLibrary()), overrides={"lr": 1e-2, "mini_batches": 2, "micro_batch_size": micro_batch_size}).update(eps)
+        updated.append(params(policy))
+    for x, y in zip(*updated, strict=True):
+        torch.testing.assert_close(x, y, atol=1e-4, rtol=0)  # an Adam step moves each weight by about lr = 1e-2
+
+
 def test_stratified_eval_sample_keeps_each_types_share():
     from learners.evaluate import stratified_sample
 
