@@ -10,9 +10,14 @@ interleaved over rounds, on one torch thread:
 - ``sdar_official``: the released routing and teacher prompt, no budget;
 - ``sdar_official_budget``: the same with ``skills_budget_tokens``;
 - ``sdar_official_budget_unbucketed``: the same, teacher micro-batches in collection order (no length
-  buckets), to show what the buckets save.
+  buckets), to show what the buckets save;
+- ``sdar_official_budget_unsorted_steps``: ``sdar_official_budget`` with the gradient micro-batches of each
+  optimizer step in collection order, as before they were grouped by length (``Learner._micro_batches``).
 
     python benchmarks/teacher_cost.py --budget 256 --rounds 2 --repeats 2
+
+``--variants A B`` runs only those, ``--out NAME`` writes ``NAME.json`` instead of ``teacher_cost.json``,
+and a model already in ``--workdir``/tiny-alfworld (e.g. a link to a built warm start) is used as it is.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ VARIANTS = {
     "sdar_official": {"learner": "sdar", "skills": "official", "template": "official"},
     "sdar_official_budget": {"learner": "sdar", "skills": "official", "template": "official", "budget": True},
     "sdar_official_budget_unbucketed": {"learner": "sdar", "skills": "official", "template": "official", "budget": True, "unbucketed": True},
+    "sdar_official_budget_unsorted_steps": {"learner": "sdar", "skills": "official", "template": "official", "budget": True, "unsorted_steps": True},
 }
 
 
@@ -48,7 +54,7 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
-def make_learner(variant: dict, policy, budget: int, micro_batch_size: int):
+def make_learner(variant: dict, policy, budget: int, micro_batch_size: int, mini_batches: int = 1):
     from learners.algorithms import make_learner as make
     from learners.teacher import SkillContext
     from sdar_gym.agent import TextAgent
@@ -60,13 +66,20 @@ def make_learner(variant: dict, policy, budget: int, micro_batch_size: int):
             default_library("alfworld", embedder="hashing"), strategy=variant["skills"], with_skills=TextAgent("alfworld").with_skills,
             budget_tokens=budget if variant.get("budget") else None, tokenizer=policy.tokenizer,
         )
-    overrides = {"lr": 1e-5, "micro_batch_size": micro_batch_size, "max_prompt_length": 1 << 16}
+    overrides = {"lr": 1e-5, "micro_batch_size": micro_batch_size, "mini_batches": mini_batches, "max_prompt_length": 1 << 16}
     if "template" in variant:
         overrides["teacher_template"] = variant["template"]
     learner = make(variant["learner"], policy, skills, overrides)
     if variant.get("unbucketed"):
         learner._no_grad_logprobs = _unbucketed.__get__(learner)
+    if variant.get("unsorted_steps"):
+        learner._micro_batches = _in_collection_order.__get__(learner)
     return learner
+
+
+def _in_collection_order(self, mini):
+    """The former gradient micro-batches: an optimizer step's samples in collection order, whatever their lengths."""
+    return [mini[i : i + self.config.micro_batch_size] for i in range(0, len(mini), self.config.micro_batch_size)]
 
 
 def _unbucketed(self, samples, prompts, model=None):
@@ -80,12 +93,12 @@ def _unbucketed(self, samples, prompts, model=None):
     return out
 
 
-def _worker(name: str, folder: str, episodes, budget: int, micro: int, repeats: int, queue) -> None:
+def _worker(name: str, folder: str, episodes, budget: int, micro: int, minis: int, repeats: int, queue) -> None:
     torch.set_num_threads(1)
     from learners.policy_model import PolicyModel, PolicyModelConfig
 
     policy = PolicyModel.from_pretrained(PolicyModelConfig(model=folder))
-    learner = make_learner(VARIANTS[name], policy, budget, micro)
+    learner = make_learner(VARIANTS[name], policy, budget, micro, minis)
     before = _rss_mb()
     learner.update(episodes)  # the first update: allocations peak here
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
@@ -145,22 +158,27 @@ def main() -> None:
     ap.add_argument("--max-turns", type=int, default=6)
     ap.add_argument("--max-new-tokens", type=int, default=24)
     ap.add_argument("--micro-batch-size", type=int, default=8)
+    ap.add_argument("--mini-batches", type=int, default=1, help="optimizer steps per update (the CPU preset: 4)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/sdar_teacher_cost"))
+    ap.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS), help="the variants to run (the first is the baseline of the ratios)")
+    ap.add_argument("--out", default="teacher_cost", help="name of the JSON under benchmarks/results/")
     args = ap.parse_args()
     torch.set_num_threads(1)
     folder = args.workdir / "tiny-alfworld"
+    built_here = not (folder / "config.json").exists() or (folder / "built_by_teacher_cost").exists()
     if not (folder / "config.json").exists():
         build_model(folder)
+        (folder / "built_by_teacher_cost").touch()
     episodes = record_batch(str(folder), args)
-    tokens = {name: token_counts(name, str(folder), episodes, args.budget, args.micro_batch_size) for name in VARIANTS}
+    tokens = {name: token_counts(name, str(folder), episodes, args.budget, args.micro_batch_size) for name in args.variants}
     ctx = mp.get_context("spawn")
-    runs: dict[str, list] = {name: [] for name in VARIANTS}
-    for _ in range(args.rounds):
-        for name in VARIANTS:
+    runs: dict[str, list] = {name: [] for name in args.variants}
+    for round_ in range(args.rounds):
+        for name in args.variants if round_ % 2 == 0 else reversed(args.variants):
             q = ctx.Queue()
-            p = ctx.Process(target=_worker, args=(name, str(folder), episodes, args.budget, args.micro_batch_size, args.repeats, q))
+            p = ctx.Process(target=_worker, args=(name, str(folder), episodes, args.budget, args.micro_batch_size, args.mini_batches, args.repeats, q))
             p.start()
             runs[name].append(q.get())
             p.join()
@@ -172,20 +190,22 @@ def main() -> None:
             "rss_rise_mb_median": statistics.median(r["rss_rise_mb"] for r in rows), "peak_rss_mb": max(r["peak_rss_mb"] for r in rows),
             **tokens[name],
         }
-    grpo = results["grpo"]
+    base = results[args.variants[0]]
     for name, r in results.items():
         # forward passes per update: student (with grad) and reference on the student prompt, teacher on its own
         r["forward_tokens"] = 2 * (r["student_prompt_tokens"] + r["response_tokens"]) + r.get("teacher_prompt_tokens", -r["response_tokens"]) + r["response_tokens"]
-        r["update_time_vs_grpo"] = r["update_s_median"] / grpo["update_s_median"]
-        r["update_time_per_forward_token_vs_grpo"] = r["update_time_vs_grpo"] / (r["forward_tokens"] / grpo["forward_tokens"])
-        r["rss_rise_vs_grpo"] = r["rss_rise_mb_median"] / max(grpo["rss_rise_mb_median"], 1e-9)
-        print(f"{name:34s} update {r['update_s_median']:.2f}s ({r['update_time_vs_grpo']:.2f}x GRPO)  rss rise {r['rss_rise_mb_median']:.0f} MB"
-              f" ({r['rss_rise_vs_grpo']:.2f}x)  teacher/student prompt tokens {r.get('teacher_student_prompt_ratio', 1.0):.2f}"
-              f"  time per forward token {r['update_time_per_forward_token_vs_grpo']:.2f}x")
-    write_result("teacher_cost", {
+        r["update_time_vs_baseline"] = r["update_s_median"] / base["update_s_median"]
+        r["update_time_per_forward_token_vs_baseline"] = r["update_time_vs_baseline"] / (r["forward_tokens"] / base["forward_tokens"])
+        r["rss_rise_vs_baseline"] = r["rss_rise_mb_median"] / max(base["rss_rise_mb_median"], 1e-9)
+        print(f"{name:36s} update {r['update_s_median']:.2f}s ({r['update_time_vs_baseline']:.2f}x {args.variants[0]})  rss rise {r['rss_rise_mb_median']:.0f} MB"
+              f" ({r['rss_rise_vs_baseline']:.2f}x)  teacher/student prompt tokens {r.get('teacher_student_prompt_ratio', 1.0):.2f}"
+              f"  time per forward token {r['update_time_per_forward_token_vs_baseline']:.2f}x")
+    model = "a random-weight tiny Qwen2 (hidden 128, 3 layers, vocab 2048)" if built_here else f"the model linked at {folder} ({folder.resolve()})"
+    write_result(args.out, {
         "config": args_as_json(args),
+        "baseline": args.variants[0],
         "batch": {"episodes": len(episodes), "turns": sum(len(e.turns) for e in episodes)},
-        "note": "CPU, one torch thread, tiny random-weight Qwen2 (hidden 128, 3 layers, vocab 2048); peak memory is process RSS (no GPU here).",
+        "note": f"CPU, one torch thread, {model}; peak memory is process RSS (no GPU here).",
         "results": results,
     })
 
