@@ -13,7 +13,11 @@ Measured side by side in one run:
    walk that seeks new ones) and of observations, as shares of each other;
 5. the transfer test (``--transfer-real``, ``--transfer-generated``): the ``sdar-gym eval`` JSONs of
    the tiny policy trained on generated games only, on real valid_seen and on held-out generated
-   games, copied in side by side with the gap.
+   games, copied in side by side with the gap;
+6. what parsing the shared grammar once per game set saves (``--grammar-cache-only``, into
+   ``alfworld_generator_grammar_cache.json``): generation with 2 workers, and compiling real
+   valid_seen games, with each game's grammar parsed whole against parsed once with only its goal
+   line apart, in alternating rounds, with the same files and compiled games checked.
 
 Run: ``PYTHONPATH=. python benchmarks/alfworld_generator.py [--n 24]``. Writes
 ``benchmarks/results/alfworld_generator.json``. The machine is shared, so wall times move with its
@@ -37,11 +41,14 @@ import tyro
 
 from sdar_gym.envs.alfworld import generator as gen
 from sdar_gym.envs.alfworld.data import TASK_TYPES, find_games
+from sdar_gym.envs.alfworld.fast import compile as fast_compile
 from sdar_gym.envs.alfworld.textworld_engine import TextWorldEngine
 from sdar_gym.io import atomic_write_json
 
 REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "alfworld"
 RESULTS = Path(__file__).resolve().parent / "results" / "alfworld_generator.json"
+SHARED_GRAMMAR = fast_compile._grammar
+"""The compile's grammar parse as shipped (once per grammar, the goal line apart)."""
 
 
 @dataclass
@@ -65,6 +72,12 @@ class Args:
     """How that policy was trained (copied into the JSON as given), e.g. the ``sdar-gym sft`` command."""
     speed_only: bool = False
     """Measure only the throughput of both verifiers (1) and write ``alfworld_generator_speed.json``."""
+    grammar_cache_only: bool = False
+    """Measure only what the shared grammar parse saves (6) and write ``alfworld_generator_grammar_cache.json``."""
+    rounds: int = 2
+    """Rounds of that comparison, each running both ways, in alternating order."""
+    real_games: int = 40
+    """Real valid_seen games compiled per way in each round of that comparison (when the data is there)."""
 
 
 def _cpu_seconds() -> float:
@@ -268,7 +281,52 @@ def verifier_speed(n: int, seed: int, workers: tuple[int, ...]) -> dict:
     return {"load_average": os.getloadavg(), "cpu_count": os.cpu_count(), "runs": runs}
 
 
+def _grammar_parsed_whole(whole: bool):
+    """Set the fast engine's compile to parse each game's grammar whole (``True``: the way before the
+    shared parse) or once per grammar with the goal line apart (``False``: the default)."""
+    fast_compile._grammar = fast_compile._parsed_grammar if whole else SHARED_GRAMMAR
+    fast_compile._parse_grammar_cached.cache_clear()
+
+
+def grammar_cache_speed(n: int, seed: int, rounds: int, real_games: int) -> dict:
+    """Generation (2 workers, forked after the setting) and real-game compiles, both ways, side by side."""
+    from dataclasses import asdict
+
+    real = sorted((REAL_DATA / "json_2.1.1" / "valid_seen").rglob("game.tw-pddl"))[:real_games]
+    ways = {"whole": True, "shared": False}
+    runs, same_files, same_compiled = [], True, True
+    for r in range(rounds):
+        run, files, compiled = {}, {}, {}
+        for name in (list(ways) if r % 2 == 0 else list(ways)[::-1]):
+            _grammar_parsed_whole(ways[name])
+            with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as home:
+                os.environ["SDAR_GYM_HOME"] = home
+                run[name] = throughput(Path(out), n, seed + r, 2)
+                files[name] = _game_bytes(Path(out))
+            if real:
+                start = time.perf_counter()
+                compiled[name] = [asdict(fast_compile.compile_game(f)) for f in real]
+                run[name]["real_compile_s_per_game"] = round((time.perf_counter() - start) / len(real), 3)
+            print(f"round {r + 1}, grammar parsed {name}: {run[name]['games_per_s']:.3f} games/s"
+                  + (f", {run[name]['real_compile_s_per_game']:.3f} s per real game compile" if real else ""))
+        same_files &= files["whole"] == files["shared"]
+        same_compiled &= compiled.get("whole") == compiled.get("shared")
+        run["generation_shared_over_whole"] = round(run["shared"]["games_per_s"] / run["whole"]["games_per_s"], 2)
+        if real:
+            run["real_compile_whole_over_shared"] = round(run["whole"]["real_compile_s_per_game"] / run["shared"]["real_compile_s_per_game"], 2)
+        print({k: v for k, v in run.items() if "over" in k})
+        runs.append(run)
+    _grammar_parsed_whole(False)
+    return {"load_average": os.getloadavg(), "cpu_count": os.cpu_count(), "games_per_way_and_round": n,
+            "real_games_compiled": len(real), "same_files": same_files, "same_compiled_real_games": same_compiled, "runs": runs}
+
+
 def main(args: Args) -> None:
+    if args.grammar_cache_only:
+        result = grammar_cache_speed(args.n, args.seed, args.rounds, args.real_games)
+        print(json.dumps(result, indent=1))
+        atomic_write_json(RESULTS.with_name("alfworld_generator_grammar_cache.json"), result)
+        return
     if args.speed_only:
         result = verifier_speed(args.n, args.seed, (1, 2))
         print(json.dumps(result, indent=1))

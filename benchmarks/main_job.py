@@ -4,11 +4,12 @@ In a fresh ``SDAR_GYM_HOME`` it builds the default game set and the built-in tin
 then trains with the CPU preset, validating on held-out games. The log is read back for the time of
 each first-use stage (the progress lines), ``sft.json`` for the warm start's teacher − student gap,
 and the run's ``metrics.jsonl`` for step times, rollout success, SDAR's gate and held-out success.
-Writes ``benchmarks/results/main_job.json``.
+Writes ``benchmarks/results/main_job.json`` (``--out`` names another).
 
     python benchmarks/main_job.py                      # the whole job (1 to 1.5 hours on 2 cores)
     python benchmarks/main_job.py --keep runs/main_job # the same, keeping home, run and log to plot
     python benchmarks/main_job.py --max-steps 10       # stop after the step-10 validation
+    python benchmarks/main_job.py --max-steps 1 --out main_job_first_use_build   # the first-use build, mostly
     python benchmarks/main_job.py --summarize RUN_DIR --home HOME --log LOG   # a run made by hand
 """
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Args:
     """How the run was made, copied into the JSON as given."""
     keep: Path | None = None
     """Run in this folder (home/, run/, train.log) and keep it, to plot or inspect later (None: a temporary folder)."""
+    out: str = "main_job"
+    """Name of the JSON written under ``benchmarks/results/`` (e.g. ``main_job_first_use_build`` for a
+    ``--max-steps 1`` run that measures the first-use build, leaving the whole job's JSON as it is)."""
 
 
 def stage_seconds(text: str) -> dict[str, float]:
@@ -118,7 +122,7 @@ def main(args: Args) -> None:
         result = run_job(args.max_steps, args.keep)
     result["note"] = args.note
     print(json.dumps(result, indent=1))
-    write_result("main_job", result)
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

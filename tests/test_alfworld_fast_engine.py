@@ -80,6 +80,34 @@ def test_same_game_as_textworld_on_generated_games(tmp_path):
     assert report.games == len(TASK_TYPES)
 
 
+def _grammars(tmp_path) -> list[str]:
+    """Generated games' grammars, one per task type, and a dozen real games' when the data is there."""
+    from sdar_gym.envs.alfworld.data import TASK_TYPES
+    from sdar_gym.envs.alfworld.generator import generate_games
+
+    generate_games(tmp_path, "valid_seen", n=len(TASK_TYPES), seed=1, progress=False)
+    files = sorted(tmp_path.rglob("game.tw-pddl"))
+    if (DATA / "json_2.1.1" / "valid_seen").is_dir():
+        files += sorted((DATA / "json_2.1.1" / "valid_seen").rglob("game.tw-pddl"))[::15]
+    return [json.loads(f.read_text())["grammar"] for f in files]
+
+
+def test_a_grammar_parsed_once_per_game_set_compiles_as_its_own_full_parse(tmp_path):
+    """Games share their grammar but for the goal line, which is parsed alone: each game's compiled
+    grammar (with its own goal, whatever game came before) equals a parse of its whole grammar."""
+    from sdar_gym.envs.alfworld.fast import compile as fast_compile
+
+    grammars = _grammars(tmp_path)
+    assert len({fast_compile._GOAL_RHS.search(g).group(2) for g in grammars}) == len(grammars)  # every goal its own
+    fast_compile._parse_grammar_cached.cache_clear()
+    shared = [fast_compile._grammar(g) for g in grammars]
+    assert fast_compile._parse_grammar_cached.cache_info().misses == 1  # one parse for all of them
+    for grammar, compiled in zip(grammars, shared):
+        assert compiled == fast_compile._parsed_grammar(grammar)
+    no_goal = fast_compile._GOAL_RHS.sub('"rhs": "Your task is done."', grammars[0])
+    assert fast_compile._grammar(no_goal) == fast_compile._parsed_grammar(no_goal)  # parsed whole
+
+
 @needs_data
 def test_env_with_fast_engine_keeps_the_contract():
     env = gym.make("sdar_gym/ALFWorld-v0", data_dir=DATA, split="valid_seen", engine="fast", max_steps=30)

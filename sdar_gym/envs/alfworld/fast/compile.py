@@ -12,7 +12,8 @@ import gzip
 import hashlib
 import json
 import logging
-from dataclasses import asdict, dataclass
+import re
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -177,13 +178,14 @@ def compile_game(game_file: Path) -> CompiledGame:
     """Translate and parse one game (the slow path: a fraction of a second)."""
     from fast_downward import pddl2sas
     from fast_downward.translate.pddl import conditions, f_expression
-    from textworld.envs.pddl.logic import GameLogic
 
     data = load_game(game_file)
     try:
         with textworld_call():
             task, sas = pddl2sas(data["pddl_domain"], data["pddl_problem"])  # TextWorld's (unoptimized) options
-            logic = GameLogic(domain=data["pddl_domain"], grammar=data["grammar"])
+            templates, feedback, rules = _grammar(data["grammar"])
+    except DataError:
+        raise
     except Exception as e:  # the translator and tatsu raise many types on bad input
         raise DataError(f"cannot compile ALFWorld game {game_file}: {type(e).__name__}: {e}") from e
     sas_data = _parse_sas(sas)
@@ -206,13 +208,6 @@ def compile_game(game_file: Path) -> CompiledGame:
         raise UnsupportedGameError(f"{game_file}: objects named 'i' or 'p' are renamed by TextWorld; not supported")
 
     action_params = {a.name: [[p.name.strip("?"), p.type_name] for p in a.parameters] for a in task.actions}
-    with textworld_call():  # TextWorld's tatsu parsers are not re-entrant
-        templates = {name: parse_symbols(a.template) for name, a in logic.actions.items()}
-        feedback = {name: parse_symbols(a.feedback_rule) for name, a in logic.actions.items()}
-        rules = {
-            lhs: [[_parse_query(r.condition) if r.condition else None, [_convert_symbol(s) for s in r.rhs]] for r in alts]
-            for lhs, alts in logic.grammar._rules.items()
-        }
     return CompiledGame(
         version=FORMAT_VERSION,
         static_facts=static_facts,
@@ -224,6 +219,50 @@ def compile_game(game_file: Path) -> CompiledGame:
         rules=rules,
         **sas_data,
     )
+
+
+_GOAL_RHS = re.compile(r'"rhs": "(Your task is to: )([^"\\]*)"')
+"""The grammar line that differs between ALFWorld games: the goal sentence (the released games' own
+form, and the generator's). Everything else in a game's grammar is the same text in every game."""
+_GOAL_SLOT = "GOAL-SLOT-OF-THE-GRAMMAR-CACHE"
+
+
+def _grammar(grammar: str) -> tuple[dict, dict, dict]:
+    """The compiled templates, feedback and rules of a game's grammar (TextWorld's ``GameLogic``).
+
+    Parsing a grammar is a third of a game's compile time, and games differ only in their goal line,
+    so the grammar is parsed once with a placeholder goal and the goal's own line is parsed alone;
+    a grammar without exactly one goal line is parsed whole."""
+    found = list(_GOAL_RHS.finditer(grammar))
+    if len(found) != 1 or _GOAL_SLOT in grammar:
+        return _parsed_grammar(grammar)
+    goal = found[0]
+    templates, feedback, rules = _parsed_grammar(grammar[: goal.start(2)] + _GOAL_SLOT + grammar[goal.end(2) :])
+    slotted = [alt for alts in rules.values() for alt in alts if _GOAL_SLOT in json.dumps(alt[1])]
+    if len(slotted) != 1:
+        return _parsed_grammar(grammar)
+    slotted[0][1] = parse_symbols(goal.group(1) + goal.group(2))
+    return templates, feedback, rules
+
+
+def _parsed_grammar(grammar: str) -> tuple[dict, dict, dict]:
+    templates, feedback, rules = json.loads(_parse_grammar_cached(grammar))  # a fresh copy per game
+    return templates, feedback, rules
+
+
+@lru_cache(maxsize=8)
+def _parse_grammar_cached(grammar: str) -> str:
+    from textworld.envs.pddl.logic import GameLogic
+
+    with textworld_call():  # TextWorld's tatsu parsers are not re-entrant
+        logic = GameLogic(domain="", grammar=grammar)  # the domain is only stored, not read
+        templates = {name: parse_symbols(a.template) for name, a in logic.actions.items()}
+        feedback = {name: parse_symbols(a.feedback_rule) for name, a in logic.actions.items()}
+        rules = {
+            lhs: [[_parse_query(r.condition) if r.condition else None, [_convert_symbol(s) for s in r.rhs]] for r in alts]
+            for lhs, alts in logic.grammar._rules.items()
+        }
+    return json.dumps([templates, feedback, rules])
 
 
 def default_cache_dir() -> Path:
@@ -281,7 +320,8 @@ def _cache_path(raw: bytes, cache_dir: Path) -> Path:
 
 def _store(path: Path, game: CompiledGame) -> None:
     try:
-        atomic_write_bytes(path, gzip.compress(json.dumps(asdict(game), separators=(",", ":")).encode(), 6))
+        # the fields are plain JSON data already: vars() spares asdict's deep copy (a tenth of a compile)
+        atomic_write_bytes(path, gzip.compress(json.dumps(vars(game), separators=(",", ":")).encode(), 6))
     except OSError as e:
         log.warning("cannot cache compiled ALFWorld game in %s: %s", path.parent, e)
 
