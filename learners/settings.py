@@ -8,10 +8,9 @@ default from :data:`CPU_PRESET` and prints what it chose; the paper preset then 
 sized for about an hour on 2 cores, warm start included: 4 tasks x 8 rollouts took 120 s per step
 on whole-room games (benchmarks/results/main_job.json, before this size), and the update's cost grows
 with the turns, so 2 tasks x 8 rollouts (the paper's group size) for 36 steps.
-That size ran in 40 minutes with free-text actions; ``choose_admissible`` (scoring every listed
-action at every turn, on the sampling's KV cache) adds to the rollout: the whole job took 38 minutes,
-6.8 of them for the first-use build, and 72 on a day the machine ran about 1.9x slower (main_job.json;
-README, "The main job, measured").
+With ``choose_admissible`` (scoring every listed action at every turn, on the sampling's KV cache)
+the whole job took 38 minutes, 6.8 of them for the first-use build, and 72 on a day the machine ran
+about 1.9x slower (main_job.json; README, "The main job, measured").
 
 Precedence: an option given on the command line (or ``--learner-args``) beats the preset, which
 beats the ``none`` preset's sdar-gym defaults.
