@@ -207,7 +207,7 @@ def skill_sd_loss(
 
 def _chunk_logprobs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, temperature: float, want_entropy: bool):
     logits = F.linear(hidden, weight, bias).float()
-    if temperature != 1.0:
+    if temperature not in (0.0, 1.0):  # greedy turns are scored at temperature 1, as the policy stores them
         logits = logits / temperature
     logz = torch.logsumexp(logits, dim=-1)
     logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logz

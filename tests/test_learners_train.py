@@ -274,12 +274,14 @@ def test_eval_does_not_depend_on_batch_size(tiny_model):
     assert [[t.response_ids for t in e.turns] for e in one] == [[t.response_ids for t in e.turns] for e in three]
 
 
-def test_rollout_logprobs_equal_the_learners_at_step_zero_at_any_temperature(tiny_model, tmp_path):
-    """Importance ratio exactly 1 before any update: the learner recomputes log-probs at the rollout's temperature."""
+@pytest.mark.parametrize("temperature", [0.5, 0.0])
+def test_rollout_logprobs_equal_the_learners_at_step_zero_at_any_temperature(temperature, tiny_model, tmp_path):
+    """Importance ratio exactly 1 before any update: the learner recomputes log-probs at the rollout's
+    temperature, greedy (0) included, which both score at temperature 1."""
     from learners.trainer import Trainer, rollout
     from sdar_gym.rollout import make_pool
 
-    args = train_args("alfworld", tiny_model, tmp_path / "r", learner="grpo", temperature=0.5, group_size=2, max_new_tokens=12,
+    args = train_args("alfworld", tiny_model, tmp_path / "r", learner="grpo", temperature=temperature, group_size=2, max_new_tokens=12,
                       learner_args={"kl_coef": "0"})
     trainer = Trainer(args)
     pool = make_pool("inline", "alfworld", 2, trainer.env_kwargs)
