@@ -158,6 +158,8 @@ class PolicyGradientLearner:
     def __init__(self, config: LearnerConfig, policy: PolicyModel, skills: SkillContext | None = None) -> None:
         if self.uses_teacher and skills is None:
             raise ConfigError(f"learner {type(self).__name__} distils from a skill-conditioned teacher: give it a skill library")
+        if not 0.0 <= config.lr < math.inf:
+            raise ConfigError(f"lr must be a finite number >= 0, got {config.lr}")
         for name in ("micro_batch_size", "mini_batches", "epochs"):
             if getattr(config, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(config, name)}")

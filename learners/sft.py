@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import math
 import os
 import random
 import time
@@ -227,6 +228,30 @@ def expert_demonstrations(
     return rows
 
 
+def check_sft_args(args: SFTArgs) -> None:
+    """Refuse settings that cannot build a policy, before minutes of demonstrations are played."""
+    for name in ("games", "epochs", "batch_size", "max_turns", "num_layers"):
+        if getattr(args, name) < 1:
+            raise ConfigError(f"{name} must be at least 1, got {getattr(args, name)}")
+    if args.hidden_size < 8 or args.hidden_size % 8:
+        raise ConfigError(f"hidden_size must be a multiple of 8 (4 attention heads of an even size), got {args.hidden_size}")
+    for name in ("lr", "dagger_lr"):
+        if not 0.0 < getattr(args, name) < math.inf:
+            raise ConfigError(f"{name} must be a finite number > 0, got {getattr(args, name)}")
+    if not 0.0 <= args.teacher_fraction <= 1.0:
+        raise ConfigError(f"teacher_fraction must be in [0, 1], got {args.teacher_fraction}")
+    for name in ("held_out_fraction", "demo_noise"):  # at 1 no turn would be left to learn from
+        if not 0.0 <= getattr(args, name) < 1.0:
+            raise ConfigError(f"{name} must be in [0, 1), got {getattr(args, name)}")
+    if not 0.0 <= args.prompt_loss_weight < math.inf:
+        raise ConfigError(f"prompt_loss_weight must be a finite number >= 0, got {args.prompt_loss_weight}")
+    bad = {verb: n for verb, n in args.oversample.items() if isinstance(n, bool) or not isinstance(n, int) or n < 1}
+    if bad:
+        raise ConfigError(f"oversample counts must be whole numbers >= 1, got {bad}")
+    if args.dagger_rounds < 0 or (args.dagger_rounds and args.dagger_games < 1):
+        raise ConfigError(f"dagger_rounds must be >= 0 and dagger_games >= 1, got {args.dagger_rounds} and {args.dagger_games}")
+
+
 def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | None = None) -> Path:
     """Run the SFT warm start of :class:`SFTArgs` (on ``tasks`` when given) and save it."""
     import torch
@@ -235,13 +260,7 @@ def build_sft_policy(args: SFTArgs, progress: bool = True, tasks: list[Any] | No
     from sdar_gym.progress import StageProgress
     from learners.tiny import make_tiny_model, train_tokenizer
 
-    if not 0.0 <= args.prompt_loss_weight < float("inf"):
-        raise ConfigError(f"prompt_loss_weight must be a finite number >= 0, got {args.prompt_loss_weight}")
-    bad = {verb: n for verb, n in args.oversample.items() if isinstance(n, bool) or not isinstance(n, int) or n < 1}
-    if bad:
-        raise ConfigError(f"oversample counts must be whole numbers >= 1, got {bad}")
-    if args.dagger_rounds < 0 or (args.dagger_rounds and args.dagger_games < 1):
-        raise ConfigError(f"dagger_rounds must be >= 0 and dagger_games >= 1, got {args.dagger_rounds} and {args.dagger_games}")
+    check_sft_args(args)
     out = Path(args.output) if args.output else tiny_policy_dir(args.env)
     if is_built(out) and not args.force:
         return out

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import os
 import random
 import sys
@@ -268,9 +269,14 @@ class Trainer:
             cfg = resolve_cpu_preset(cfg, announce=cfg.progress)
         entry = learner_entry(cfg.learner)
         cfg, self.agent = resolve_train(cfg)  # the preset fills every option left unset
-        for name in ("steps", "group_size", "tasks_per_step", "max_turns", "num_envs"):
+        for name in ("steps", "group_size", "tasks_per_step", "max_turns", "max_new_tokens", "num_envs"):
             if getattr(cfg, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(cfg, name)}")
+        if cfg.eval_every < 0 or (cfg.eval_every and cfg.eval_tasks < 1):
+            raise ConfigError(f"eval_every must be >= 0 (0: never) and eval_tasks at least 1, got {cfg.eval_every} and {cfg.eval_tasks}")
+        for name in ("temperature", "eval_temperature"):
+            if not 0.0 <= getattr(cfg, name) < math.inf:
+                raise ConfigError(f"{name} must be >= 0 (0: greedy), got {getattr(cfg, name)}")
         if cfg.update_threads is not None and cfg.update_threads < 0:
             raise ConfigError(f"update_threads must be >= 0, got {cfg.update_threads}")
         if cfg.lora_rank < 0:

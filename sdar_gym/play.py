@@ -9,7 +9,7 @@ from typing import Callable, Literal
 from rich.console import Console
 from rich.table import Table
 
-from sdar_gym.core import StepInfo, TextEnv
+from sdar_gym.core import ConfigError, StepInfo, TextEnv
 
 ActionChooser = Callable[[TextEnv, str, StepInfo, random.Random], str]
 
@@ -59,6 +59,8 @@ class PlayArgs:
     def run(self) -> dict[str, dict[str, float]]:
         from sdar_gym.registration import make_env, parse_env_kwargs
 
+        if self.episodes < 1:
+            raise ConfigError(f"episodes must be at least 1, got {self.episodes}")
         kwargs = parse_env_kwargs(self.env_kwargs)
         for key in ("split", "max_steps", "data_dir"):
             if getattr(self, key) is not None:

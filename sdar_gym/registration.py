@@ -5,10 +5,12 @@ shares to make them: lookup by short name or id, one rule for ``--env-kwargs``, 
 """
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Any
 
 import gymnasium as gym
+from gymnasium.envs.registration import load_env_creator
 
 from sdar_gym.core import ConfigError
 from sdar_gym.specs import ENV_SPECS, EnvSpec
@@ -33,7 +35,21 @@ def env_entry(name_or_id: str) -> EnvSpec:
 def make_env(name_or_id: str, **kwargs) -> gym.Env:
     """``gymnasium.make`` by short name or id, without gymnasium's default wrappers' surprises."""
     register_envs()
-    return gym.make(env_entry(name_or_id).gym_id, **kwargs)
+    spec = env_entry(name_or_id)
+    _check_env_kwargs(spec, kwargs)
+    return gym.make(spec.gym_id, **kwargs)
+
+
+def _check_env_kwargs(spec: EnvSpec, kwargs: dict[str, Any]) -> None:
+    """Name an ``--env-kwargs`` key the env's constructor does not take, instead of gymnasium's wrapped TypeError."""
+    creator = spec.entry_point if callable(spec.entry_point) else load_env_creator(spec.entry_point)
+    params = inspect.signature(creator).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(kwargs) - set(params))
+    if unknown:
+        taken = ", ".join(name for name in params if name != "self")
+        raise ConfigError(f"{spec.name} takes no keyword argument {', '.join(map(repr, unknown))}; it takes: {taken}")
 
 
 def parse_env_kwargs(kwargs: dict[str, Any]) -> dict[str, Any]:

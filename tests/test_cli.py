@@ -58,3 +58,11 @@ def test_stale_metadata_is_named(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         cli.main(["--help"])
     assert "reinstall with `pip install -e .`" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("episodes", ["0", "-1"])
+def test_play_refuses_fewer_than_one_episode(episodes, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["play", "--episodes", episodes])
+    assert exit_info.value.code == 2
+    assert f"episodes must be at least 1, got {episodes}" in capsys.readouterr().err

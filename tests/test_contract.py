@@ -120,3 +120,12 @@ def test_expert_wins_an_episode(env):
         if terminated or truncated:
             break
     assert info["won"] and info["score"] == 1.0
+
+
+@pytest.mark.parametrize("bad", [{"temperature": -1.0}, {"temperature": float("nan")}, {"top_p": 0.0}, {"top_p": 1.5}, {"top_k": -1}, {"max_new_tokens": 0}])
+def test_sampling_params_refuse_values_no_policy_can_sample_with(bad):
+    from sdar_gym.core import ConfigError
+    from sdar_gym.rollout.types import SamplingParams
+
+    with pytest.raises(ConfigError, match="sampling"):
+        SamplingParams(**bad)

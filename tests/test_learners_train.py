@@ -597,6 +597,44 @@ def test_sft_refuses_an_oversample_count_below_one(count, tmp_path):
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize("field, value, message", [
+    ("games", 0, "games must be at least 1, got 0"), ("games", -5, "games must be at least 1, got -5"),
+    ("epochs", 0, "epochs must be at least 1, got 0"), ("batch_size", 0, "batch_size must be at least 1"),
+    ("max_turns", 0, "max_turns must be at least 1"), ("hidden_size", 3, "hidden_size must be a multiple of 8"),
+    ("lr", -1.0, "lr must be a finite number > 0"), ("teacher_fraction", 2.0, r"teacher_fraction must be in \[0, 1\]"),
+    ("held_out_fraction", 1.5, r"held_out_fraction must be in \[0, 1\)"), ("demo_noise", 1.0, r"demo_noise must be in \[0, 1\)"),
+])
+def test_sft_refuses_settings_that_cannot_build_a_policy_before_playing_any(field, value, message, tmp_path, monkeypatch):
+    from learners import sft
+    from learners.sft import SFTArgs
+
+    monkeypatch.setattr(sft, "expert_demonstrations", lambda *a, **k: pytest.fail("played demonstrations before checking its arguments"))
+    with pytest.raises(ConfigError, match=message):
+        sft.build_sft_policy(SFTArgs(output=tmp_path / "m", **{field: value}), progress=False)
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.parametrize("over, message", [
+    ({"temperature": -1.0}, "temperature must be >= 0"), ({"eval_temperature": -0.5}, "eval_temperature must be >= 0"),
+    ({"max_new_tokens": 0}, "max_new_tokens must be at least 1"), ({"eval_every": -1}, r"eval_every must be >= 0 \(0: never\)"),
+    ({"eval_every": 5, "eval_tasks": 0}, "eval_tasks at least 1"),
+])
+def test_train_refuses_bad_sampling_or_validation_settings_before_loading_the_policy(over, message, tmp_path, monkeypatch):
+    from learners import trainer
+
+    monkeypatch.setattr(trainer, "load_policy", lambda cfg: pytest.fail("loaded the policy before checking its arguments"))
+    with pytest.raises(ConfigError, match=message):
+        trainer.Trainer(train_args("alfworld", "unused", tmp_path / "r", **over))
+
+
+@pytest.mark.parametrize("lr", ["-1", "nan", "inf"])
+def test_a_learner_refuses_a_learning_rate_adamw_cannot_take(lr, tiny_model, tmp_path):
+    from learners.trainer import Trainer
+
+    with pytest.raises(ConfigError, match="lr must be a finite number >= 0"):
+        Trainer(train_args("alfworld", tiny_model, tmp_path / "r", learner="grpo", learner_args={"lr": lr}))
+
+
 @pytest.mark.parametrize("rounds, games", [(-1, 240), (2, 0)])
 def test_sft_refuses_negative_dagger_rounds_or_no_dagger_games(rounds, games, tmp_path):
     from learners import sft

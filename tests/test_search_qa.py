@@ -354,3 +354,12 @@ def test_env_modules_do_not_import_torch():
         "assert not heavy, heavy"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+@pytest.mark.parametrize("n_train, n_test", [(-1, 100), (0, 5), (10, -1)])
+def test_the_generator_refuses_split_sizes_it_cannot_write(n_train, n_test, tmp_path):
+    from sdar_gym.envs.search_qa.generator import write_set
+
+    with pytest.raises(ConfigError, match="n_train must be at least 1 and n_test >= 0"):
+        write_set(tmp_path / "set", n_cities=10, n_train=n_train, n_test=n_test)
+    assert not (tmp_path / "set").exists()

@@ -101,3 +101,8 @@ def test_one_rule_for_env_kwargs_of_every_subcommand():
 def test_unknown_env_names_the_known_ones():
     with pytest.raises(ConfigError, match="known envs: alfworld, webshop, search-qa"):
         env_entry("chess")
+
+
+def test_an_unknown_env_kwarg_names_the_ones_the_env_takes():
+    with pytest.raises(ConfigError, match=r"alfworld takes no keyword argument 'bogus_key'; it takes: .*data_dir"):
+        make_env("alfworld", bogus_key=1)

@@ -5,8 +5,11 @@ sampling log-probs, so a learner never decodes and re-tokenizes to rebuild what 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
+
+from sdar_gym.core import ConfigError
 
 
 @dataclass
@@ -18,6 +21,12 @@ class SamplingParams:
     """0 means no top-k filtering."""
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.temperature < math.inf:
+            raise ConfigError(f"sampling temperature must be a finite number >= 0 (0: greedy), got {self.temperature}")
+        if not 0.0 < self.top_p <= 1.0 or self.top_k < 0 or self.max_new_tokens < 1:
+            raise ConfigError(f"sampling needs 0 < top_p <= 1, top_k >= 0 and max_new_tokens >= 1, got {self.top_p}, {self.top_k} and {self.max_new_tokens}")
 
 
 @dataclass

@@ -231,6 +231,8 @@ def generate(n_cities: int, n_questions: int, seed: int = 0) -> tuple[list[Passa
 
 def write_set(out: str | Path, n_cities: int, n_train: int, n_test: int, seed: int = 0) -> Path:
     """Write ``corpus.jsonl`` (wiki-18 rows), ``train.jsonl``, ``test.jsonl`` and ``manifest.json`` atomically."""
+    if n_train < 1 or n_test < 0:
+        raise ConfigError(f"n_train must be at least 1 and n_test >= 0, got {n_train} and {n_test}")
     passages, questions = generate(n_cities, n_train + n_test, seed)
     with atomic_dir(out) as tmp:
         atomic_write_jsonl(tmp / "corpus.jsonl", [p.to_document() for p in passages])
