@@ -70,7 +70,7 @@ class LearnerConfig:
     True``, verl/trainer/config/ppo_trainer.yaml). False centres only (Dr. GRPO): a group where every
     episode fails then keeps its small invalid-action penalties small instead of scaling them to unit size."""
     temperature: float = 1.0
-    """Sampling temperature of the rollout (log-probs are of logits / temperature)."""
+    """Sampling temperature of the rollout (log-probs are of logits / temperature; 0, greedy, is scored at 1)."""
     advantage: str = "grpo"
     """Advantage estimator (:data:`learners.advantages.ESTIMATORS`): grpo (per turn, the released
     default), grpo_episode, gigpo."""

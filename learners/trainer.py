@@ -104,7 +104,7 @@ class TrainArgs:
     seed: int = 0
     """Seed of task sampling, generation and a LoRA adapter's initialization; a resumed run replays the same choices."""
     temperature: float = 1.0
-    """Sampling temperature of the rollout."""
+    """Sampling temperature of the rollout (0: greedy, whose turns are scored at temperature 1)."""
     max_new_tokens: int | None = None
     """Tokens per response at most; None: the preset's."""
     learner_args: dict[str, str] = field(default_factory=dict)
