@@ -43,11 +43,15 @@ class EvalArgs:
     preset: str = "paper"
     """Per-env defaults for the settings below left at None (see ``sdar-gym train --preset``)."""
     max_turns: int | None = None
+    """Turns per episode at most; None: the preset's."""
     temperature: float | None = None
     """0 is greedy decoding; None: the preset's validation temperature (paper: 0.4 sampled, Search greedy)."""
     max_new_tokens: int | None = None
+    """Tokens per response at most; None: the preset's."""
     seed: int = 0
+    """Seeds the stratified sample of tasks (with --episodes) and each episode's sampling."""
     env_pool: Literal["inline", "process", "ray", "http"] = "inline"
+    """Where envs run: in this process, worker processes, Ray actors, or HTTP env servers (as ``train --env-pool``)."""
     env_kwargs: dict[str, str] = field(default_factory=dict)
     """Extra env constructor arguments."""
     output: Path | None = None

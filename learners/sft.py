@@ -52,14 +52,18 @@ class SFTArgs:
     """Passes over the demonstrations (4: a first-use build of 6.5 minutes on 2 idle cores, 10 on one thread;
     10 fit the training turns' tokens better, 0.03 against 0.24 nats, and won no more games)."""
     lr: float = 2e-3
+    """Peak learning rate of AdamW's one-cycle schedule (warm-up, then cosine decay to near 0)."""
     batch_size: int = 8
+    """Turns per optimizer step, drawn in groups of similar length (less padding)."""
     vocab_size: int = 2048
     """Size of the byte-level BPE vocabulary trained on the demonstrations' text."""
     hidden_size: int = 128
     """Small enough to build on a CPU in minutes. On whole-room ALFWorld games this model wins none
     (README, "The built-in tiny policy"): it is for exercising the pipeline, not for results."""
     num_layers: int = 3
+    """Decoder layers of the tiny Qwen2 model."""
     max_turns: int = 30
+    """Turn limit of each expert (and DAgger) episode."""
     history_length: int | None = None
     """Past (observation, action) pairs in each demonstration prompt (None: the env's own, 2 for ALFWorld,
     as ``train`` shows them). A policy built with another value should be trained with the same
@@ -108,6 +112,7 @@ class SFTArgs:
     held_out_fraction: float = 0.1
     """Share of demonstrated tasks kept out of training to measure the teacher−student gap (sft.json)."""
     seed: int = 0
+    """Seeds the games drawn, the model's initialization, the batch order and the held-out tasks."""
     force: bool = False
     """Rebuild even if the output already holds a model."""
     threads: int = 0
