@@ -46,11 +46,13 @@ class SFTArgs:
     """Env whose expert demonstrations to learn from."""
     output: Path | None = None
     """Where to save the model (default: the cache the trainer uses when --model is omitted)."""
-    games: int = 200
-    """Expert episodes (one per task) to learn from (ALFWorld's generated train split has 200)."""
-    epochs: int = 4
-    """Passes over the demonstrations (4: a first-use build of 6.5 minutes on 2 idle cores, 10 on one thread;
-    10 fit the training turns' tokens better, 0.03 against 0.24 nats, and won no more games)."""
+    games: int | None = None
+    """Expert episodes (one per task) to learn from; None: the env's (``EnvSpec.sft_defaults``), else 200
+    (ALFWorld's generated train split has 200; Search-QA uses its whole train split, 500)."""
+    epochs: int | None = None
+    """Passes over the demonstrations; None: the env's, else 4 (ALFWorld: a first-use build of 6.5 minutes on
+    2 idle cores, 10 on one thread; 10 fit the training turns' tokens better, 0.03 against 0.24 nats, and won
+    no more games. Search-QA: 8)."""
     lr: float = 2e-3
     """Peak learning rate of AdamW's one-cycle schedule (warm-up, then cosine decay to near 0)."""
     batch_size: int = 8
@@ -119,6 +121,18 @@ class SFTArgs:
     """Torch CPU threads of the SFT on a CPU (0: chosen by timing batches with 1, 2 and up to 4 threads as it
     goes, see ``learners.policy_model.ThreadTuner``; N: always N, for a bit-identical rebuild)."""
 
+    def __post_init__(self) -> None:
+        from sdar_gym.registration import env_entry
+
+        try:
+            env_defaults = env_entry(self.env).sft_defaults
+        except ConfigError:
+            env_defaults = {}  # the build names the unknown env
+        if self.games is None:
+            self.games = env_defaults.get("games", 200)
+        if self.epochs is None:
+            self.epochs = env_defaults.get("epochs", 4)
+
     def run(self) -> Path:
         from learners.policy_model import set_threads
 
@@ -132,12 +146,13 @@ def model_shape(args: SFTArgs) -> TinyConfig:
                       intermediate_size=3 * args.hidden_size, seed=args.seed)
 
 
-RECIPE_VERSION = 5
+RECIPE_VERSION = 6
 """Bumped when a cached tiny policy must be rebuilt: 2 = Qwen2-consistent tokenizer (a reloaded
 version-1 model read different token ids than it was trained on) and explorer demonstrations;
 3 = teacher-template turns and skill text in the tokenizer; 4 = 4 epochs of length-grouped batches,
 for a first-use build near 10 minutes; 5 = a loss on the prompt tokens too, and the explorer's
-natural search order."""
+natural search order; 6 = an env's own games and epochs (``EnvSpec.sft_defaults``): Search-QA's
+policy, which answered every question with the same query, learns from 500 games for 8 epochs."""
 
 
 def is_built(folder: Path) -> bool:

@@ -220,6 +220,19 @@ def test_sft_warm_start_fits_demonstrations_and_is_cached(tmp_path, monkeypatch)
     assert any(t.startswith("pick_and_place_simple") for t in tasks)
 
 
+def test_an_envs_own_sft_games_and_epochs_are_the_defaults_and_options_override_them():
+    import tyro
+
+    from learners.sft import SFTArgs
+
+    assert (SFTArgs().games, SFTArgs().epochs) == (200, 4)  # ALFWorld's
+    assert (SFTArgs(env="search-qa").games, SFTArgs(env="search-qa").epochs) == (500, 8)  # EnvSpec.sft_defaults
+    parsed = tyro.cli(SFTArgs, args=["--env", "sdar_gym/SearchQA-v0"])
+    assert (parsed.games, parsed.epochs) == (500, 8)
+    parsed = tyro.cli(SFTArgs, args=["--env", "search-qa", "--games", "7", "--epochs", "1"])
+    assert (parsed.games, parsed.epochs) == (7, 1)
+
+
 def test_expert_demonstrations_show_the_history_asked_for(tmp_path, monkeypatch):
     """``sdar-gym sft --history-length``: the demonstrations' prompts show that many past turns, as a
     ``train --history-length`` run's prompts do, and are cached apart from the env's own number."""
