@@ -22,7 +22,7 @@ import torch
 
 from learners.generators import render_prompt_ids
 from sdar_gym.core import ConfigError
-from sdar_gym.rollout.types import Generation, GenerationRequest, SamplingParams
+from sdar_gym.rollout.types import Generation, GenerationRequest, SamplingParams, logprob_temperature
 
 
 _ADDITIVE_MASK_ATTENTION = ("eager", "sdpa")
@@ -140,7 +140,7 @@ class HFPolicy:
         prompts = [self.prompt_ids(r) for r in requests]
         params = [r.sampling for r in requests]
         generators = [self._row_generator(p) for p in params]
-        temperature = torch.tensor([p.temperature if p.temperature > 0 else 1.0 for p in params], device=device)[:, None]
+        temperature = torch.tensor([logprob_temperature(p.temperature) for p in params], device=device)[:, None]
 
         responses: list[list[int]] = [[] for _ in requests]
         logprobs: list[list[float]] = [[] for _ in requests]
@@ -247,7 +247,7 @@ class HFPolicy:
             row_logits = prompt_cache.last_logits[r : r + 1]  # predicts the first token
             if logits is not None:
                 row_logits = torch.cat([row_logits, logits[r, : len(fed[r])].float()])
-            logprobs = torch.log_softmax(row_logits / (temperature if temperature > 0 else 1.0), dim=-1)
+            logprobs = torch.log_softmax(row_logits / logprob_temperature(temperature), dim=-1)
             row_scores, row = [], shared + 1  # rows 0..shared predict the shared tokens and each first own token
             for c, tail in zip(continuation_set, tails):
                 row_scores.append(logprobs[list(range(shared + 1)) + list(range(row, row + len(tail))), c].tolist())

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
+from sdar_gym.rollout.types import logprob_temperature
+
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Token mean of ``x`` over ``mask`` (all tokens when ``mask`` is None); 0 for an empty mask."""
@@ -207,7 +209,8 @@ def skill_sd_loss(
 
 def _chunk_logprobs(hidden: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, targets: torch.Tensor, temperature: float, want_entropy: bool):
     logits = F.linear(hidden, weight, bias).float()
-    if temperature not in (0.0, 1.0):  # greedy turns are scored at temperature 1, as the policy stores them
+    temperature = logprob_temperature(temperature)
+    if temperature != 1.0:
         logits = logits / temperature
     logz = torch.logsumexp(logits, dim=-1)
     logp = logits.gather(-1, targets.unsqueeze(-1)).squeeze(-1) - logz

@@ -29,6 +29,12 @@ class SamplingParams:
             raise ConfigError(f"sampling needs 0 < top_p <= 1, top_k >= 0 and max_new_tokens >= 1, got {self.top_p}, {self.top_k} and {self.max_new_tokens}")
 
 
+def logprob_temperature(temperature: float) -> float:
+    """The temperature a turn's log-probs are of, sampled and recomputed alike: its own, except greedy
+    decoding (0), whose log-probs are of the plain logits (temperature 1)."""
+    return temperature if temperature > 0 else 1.0
+
+
 @dataclass
 class GenerationRequest:
     """One prompt to complete: chat messages, or prompt token ids when already tokenized."""
